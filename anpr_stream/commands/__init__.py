@@ -1,0 +1,1 @@
+"""Subcommands of the `anpr-stream` CLI: each module offers `register(subparsers)`."""

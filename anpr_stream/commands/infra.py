@@ -1,0 +1,1 @@
+"""`anpr-stream infra`: start, stop and describe the local Kafka broker and PostgreSQL server (no Docker)."""
