@@ -1,1 +1,60 @@
 """`anpr-stream infra`: start, stop and describe the local Kafka broker and PostgreSQL server (no Docker)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+from anpr_stream.devinfra import endpoints
+from anpr_stream.devinfra.kafka import KafkaStartError, LocalKafka
+from anpr_stream.devinfra.postgres import LocalPostgres, PostgresStartError
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    parser = subparsers.add_parser(
+        "infra",
+        help="start/stop the local Kafka broker and PostgreSQL server (development and tests, no Docker)",
+        description=(
+            "Local infrastructure for development and tests. Settings in the environment (ANPR_KAFKA_BOOTSTRAP, "
+            "ANPR_DATABASE_URL) win: a service is started only for a setting that is unset."
+        ),
+    )
+    actions = parser.add_subparsers(dest="infra_action", metavar="ACTION", required=True)
+    up = actions.add_parser("up", help="start what is not running; print export lines for eval")
+    up.set_defaults(handler=_up)
+    down = actions.add_parser("down", help="stop the local services (their data stays in .local/)")
+    down.set_defaults(handler=_down)
+    status = actions.add_parser("status", help="say what runs")
+    status.set_defaults(handler=_status)
+
+
+def _up(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="infra: %(message)s", stream=sys.stderr)
+    logging.getLogger("anpr_stream").setLevel(logging.INFO)
+    logging.getLogger("kafka").setLevel(logging.ERROR)  # kafka-python narrates every refused connection at INFO
+    try:
+        found = endpoints.resolve(os.environ)
+    except (KafkaStartError, PostgresStartError) as exc:
+        print(f"infra: {exc}", file=sys.stderr)
+        return 1
+    sys.stdout.write(found.exports())
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    kafka_stopped = LocalKafka.from_env().stop()
+    postgres_stopped = LocalPostgres.from_env().stop()
+    print(f"kafka: {'stopped' if kafka_stopped else 'was not running'}", file=sys.stderr)
+    print(f"postgres: {'stopped' if postgres_stopped else 'was not running'}", file=sys.stderr)
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    kafka, postgres = LocalKafka.from_env(), LocalPostgres.from_env()
+    kafka_pid, postgres_pid = kafka.running_pid(), postgres.running_pid()
+    print(f"kafka {kafka.version} on {kafka.bootstrap}: {f'running (pid {kafka_pid})' if kafka_pid else 'stopped'}")
+    print(f"postgres on 127.0.0.1:{postgres.port}: {f'running (pid {postgres_pid})' if postgres_pid else 'stopped'}")
+    return 0

@@ -1,0 +1,47 @@
+"""Where Kafka and PostgreSQL are: the environment first (ANPR_KAFKA_BOOTSTRAP, ANPR_DATABASE_URL); only when a
+setting is unset is the local service started (or attached to, when it already runs)."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from anpr_stream.devinfra.kafka import LocalKafka
+from anpr_stream.devinfra.postgres import LocalPostgres
+
+KAFKA_ENV = "ANPR_KAFKA_BOOTSTRAP"
+DATABASE_ENV = "ANPR_DATABASE_URL"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    kafka_bootstrap: str
+    database_url: str
+    kafka_source: str  # "environment" or "local"
+    database_source: str
+
+    def exports(self) -> str:
+        """Shell lines for `eval "$(make -s infra)"`."""
+        return (
+            f"export {KAFKA_ENV}={shlex.quote(self.kafka_bootstrap)}\n"
+            f"export {DATABASE_ENV}={shlex.quote(self.database_url)}\n"
+        )
+
+
+def resolve(
+    env: Mapping[str, str],
+    start_kafka: Callable[[], str] | None = None,
+    start_postgres: Callable[[], str] | None = None,
+) -> Endpoints:
+    """Environment settings win; a local service is started only for a setting that is unset or empty."""
+    kafka = env.get(KAFKA_ENV, "").strip()
+    database = env.get(DATABASE_ENV, "").strip()
+    kafka_source = database_source = "environment"
+    if not kafka:
+        kafka = (start_kafka or LocalKafka.from_env().ensure_running)()
+        kafka_source = "local"
+    if not database:
+        database = (start_postgres or LocalPostgres.from_env().ensure_running)()
+        database_source = "local"
+    return Endpoints(kafka, database, kafka_source, database_source)
