@@ -10,7 +10,11 @@ from collections.abc import Sequence
 from anpr_stream import __version__
 
 # Each module registers its own subcommands; a module listed here and missing is a bug, not a runtime choice.
-COMMAND_MODULES: tuple[str, ...] = ("anpr_stream.commands.infra",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "anpr_stream.commands.infra",
+    "anpr_stream.commands.match",
+    "anpr_stream.commands.watchlist",
+)
 
 EXIT_OK = 0
 EXIT_USAGE = 2

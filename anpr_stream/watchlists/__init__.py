@@ -9,6 +9,7 @@ from anpr_stream.watchlists.entry import (
     entry_from_mapping,
     entry_to_mapping,
 )
+from anpr_stream.watchlists.loading import load_watchlists
 
 __all__ = [
     "ENTRY_FIELDS",
@@ -17,6 +18,7 @@ __all__ = [
     "WatchlistEntry",
     "entry_from_mapping",
     "entry_to_mapping",
+    "load_watchlists",
     "parse_watchlist_csv",
     "read_watchlist_csv",
 ]
