@@ -1,0 +1,73 @@
+"""Per-list match policy and its compact string form."""
+
+from __future__ import annotations
+
+import pytest
+
+from anpr_stream.policy import ListPolicy, MatchPolicy
+
+
+def test_example_from_the_issue() -> None:
+    policy = MatchPolicy.parse("default=fuzzy:1;biker_club=fuzzy:0,log-only")
+    assert policy.default == ListPolicy(fuzzy=True, max_distance=1, dispatch=True)
+    assert policy.for_list("biker_club") == ListPolicy(fuzzy=False, max_distance=0, dispatch=False)
+    assert policy.for_list("stolen_vehicle") == policy.default
+    assert policy.max_distance == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "default", "lists", "max_distance"),
+    [
+        ("", ListPolicy(), {}, 0),
+        ("  ", ListPolicy(), {}, 0),
+        ("default=exact", ListPolicy(), {}, 0),
+        ("default=log-only", ListPolicy(dispatch=False), {}, 0),
+        # list clauses inherit what they do not set from the default, whatever the order
+        (
+            "stolen_vehicle=fuzzy:2 ; default = fuzzy:1, log-only",
+            ListPolicy(True, 1, False),
+            {"stolen_vehicle": ListPolicy(True, 2, False)},
+            2,
+        ),
+        ("biker_club=dispatch;", ListPolicy(), {"biker_club": ListPolicy()}, 0),
+    ],
+)
+def test_parse(text: str, default: ListPolicy, lists: dict[str, ListPolicy], max_distance: int) -> None:
+    policy = MatchPolicy.parse(text)
+    assert policy.default == default
+    assert dict(policy.per_list) == lists
+    assert policy.max_distance == max_distance
+    assert MatchPolicy.parse(policy.to_string()) == policy
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("fuzzy:1", "expected NAME=OPTION"),
+        ("Default=fuzzy:1", "expected NAME=OPTION"),
+        ("default=fuzzy:x", "distance from 0 to 3"),
+        ("default=fuzzy:9", "distance from 0 to 3"),
+        ("default=fuzzy", "distance from 0 to 3"),
+        ("default=fast", "unknown option 'fast'"),
+        ("default=", "unknown option"),
+        ("default=fuzzy:1,exact", "distance is set twice"),
+        ("default=dispatch,log-only", "dispatch is set twice"),
+        ("default=fuzzy:1;default=fuzzy:0", "given twice"),
+        ("default=log-only:1", "unknown option"),
+    ],
+)
+def test_parse_errors(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        MatchPolicy.parse(text)
+
+
+def test_list_policy_invariants() -> None:
+    with pytest.raises(ValueError, match="max_distance from 1"):
+        ListPolicy(fuzzy=True, max_distance=0)
+    with pytest.raises(ValueError, match="must be 0 when fuzzy"):
+        ListPolicy(fuzzy=False, max_distance=1)
+
+
+def test_uniform_policy_is_the_cli_max_distance() -> None:
+    assert MatchPolicy.uniform(0) == MatchPolicy()
+    assert MatchPolicy.uniform(2).for_list("anything") == ListPolicy(True, 2, True)
