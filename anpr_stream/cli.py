@@ -14,6 +14,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "anpr_stream.commands.infra",
     "anpr_stream.commands.match",
     "anpr_stream.commands.watchlist",
+    "anpr_stream.commands.worker",
+    "anpr_stream.commands.traffic",
+    "anpr_stream.commands.replay",
 )
 
 EXIT_OK = 0

@@ -17,6 +17,7 @@ from anpr_stream.commands.match import (
     policy_from_args,
     report_to,
 )
+from anpr_stream.commands.watchlist_load import add_load_command
 from anpr_stream.matching import WatchlistIndex
 from anpr_stream.rfc3339 import parse_rfc3339
 from anpr_stream.watchlists import load_watchlists
@@ -40,8 +41,9 @@ def positive_int(text: str) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
-    parser = subparsers.add_parser("watchlist", help="inspect watchlist files")
+    parser = subparsers.add_parser("watchlist", help="publish and inspect watchlists")
     commands = parser.add_subparsers(dest="watchlist_command", metavar="SUBCOMMAND", required=True)
+    add_load_command(commands)
     stats = commands.add_parser(
         "stats",
         help="entries per list and the false-hit cost of a match policy",

@@ -1,0 +1,117 @@
+"""One frozen Settings object for the service, read once from the environment (ANPR_ prefix) and validated."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import timedelta
+from pathlib import Path
+
+from anpr_stream.devinfra.paths import project_root
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+
+
+def _required(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigError(f'{name} is not set (run `eval "$(make -s infra)"` for the local services)')
+    return value
+
+
+@dataclass(frozen=True)
+class Topics:
+    reads: str = "anpr.reads"
+    hits: str = "anpr.hits"
+    dlq: str = "anpr.reads.dlq"
+    watchlist: str = "anpr.watchlist"
+    reads_partitions: int = 6
+    hits_partitions: int = 3
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str
+    database_url: str = field(repr=False)  # holds a password
+    topics: Topics = Topics()
+    consumer_group: str = "anpr-stream"
+    match_policy: str = "default=fuzzy:0"
+    suppression_window: timedelta = timedelta(minutes=10)
+    retention_preset: str = "be"
+    batch_max_records: int = 2000
+    metrics_port: int = 9464
+    cameras_file: Path = Path("deploy/cameras.csv")
+    db_retry_max_seconds: float = 30.0
+    partitions_ahead_days: int = 3
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        topics = Topics(
+            reads=env.get("ANPR_TOPIC_READS", Topics.reads),
+            hits=env.get("ANPR_TOPIC_HITS", Topics.hits),
+            dlq=env.get("ANPR_TOPIC_DLQ", Topics.dlq),
+            watchlist=env.get("ANPR_TOPIC_WATCHLIST", Topics.watchlist),
+            reads_partitions=_int(env, "ANPR_READS_PARTITIONS", Topics.reads_partitions, minimum=1),
+            hits_partitions=_int(env, "ANPR_HITS_PARTITIONS", Topics.hits_partitions, minimum=1),
+        )
+        cameras = env.get("ANPR_CAMERAS_FILE") or str(project_root() / "deploy" / "cameras.csv")
+        window_s = _float(env, "ANPR_SUPPRESSION_WINDOW_SECONDS", 600.0)
+        if window_s < 0:
+            raise ConfigError("ANPR_SUPPRESSION_WINDOW_SECONDS must not be negative")
+        settings = cls(
+            kafka_bootstrap=_required(env, "ANPR_KAFKA_BOOTSTRAP"),
+            database_url=_required(env, "ANPR_DATABASE_URL"),
+            topics=topics,
+            consumer_group=env.get("ANPR_CONSUMER_GROUP", "anpr-stream"),
+            match_policy=env.get("ANPR_MATCH_POLICY", "default=fuzzy:0"),
+            suppression_window=timedelta(seconds=window_s),
+            retention_preset=env.get("ANPR_RETENTION", "be"),
+            batch_max_records=_int(env, "ANPR_BATCH_MAX_RECORDS", 2000, minimum=1),
+            metrics_port=_int(env, "ANPR_METRICS_PORT", 9464),
+            cameras_file=Path(cameras),
+            db_retry_max_seconds=_float(env, "ANPR_DB_RETRY_MAX_SECONDS", 30.0),
+            partitions_ahead_days=_int(env, "ANPR_PARTITIONS_AHEAD_DAYS", 3),
+        )
+        return settings
+
+    def describe(self) -> dict[str, str]:
+        """For logs and `worker --help`: every setting, with the database password masked."""
+        out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
+        out["database_url"] = mask_url(self.database_url)
+        return out
+
+
+def mask_url(url: str) -> str:
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}"

@@ -1,0 +1,45 @@
+"""Prometheus metrics of the worker: one place, so the hot path only increments counters it is handed."""
+
+from __future__ import annotations
+
+import re
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+
+READS = Counter("anpr_reads", "Camera reads consumed, by outcome", ["outcome"], registry=REGISTRY)
+REJECTED = Counter("anpr_rejected", "Reads sent to the dead-letter topic, by reason", ["reason"], registry=REGISTRY)
+HITS = Counter("anpr_hits", "Watchlist hits, by list and match kind", ["list", "kind"], registry=REGISTRY)
+SUPPRESSED = Counter("anpr_hits_suppressed", "Hits not re-dispatched (repeat within the window)", registry=REGISTRY)
+DISPATCHED = Counter("anpr_hits_dispatched", "Hits published to the hits topic as new alerts", registry=REGISTRY)
+UNKNOWN_CAMERA = Counter("anpr_reads_unknown_camera", "Valid reads from cameras not in the registry", registry=REGISTRY)
+LATENCY = Histogram(
+    "anpr_hit_latency_seconds",
+    "End-to-end hit latency: from observed_at or from the Kafka record timestamp to the hit committed",
+    ["since"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
+DB_BATCH = Histogram(
+    "anpr_db_batch_rows",
+    "Passages written per database batch",
+    buckets=(1, 10, 50, 100, 250, 500, 1000, 2000, 5000, 10000),
+    registry=REGISTRY,
+)
+DB_SECONDS = Histogram("anpr_db_write_seconds", "Database batch write time", buckets=LATENCY_BUCKETS, registry=REGISTRY)
+DB_RETRIES = Counter("anpr_db_retries", "Database operations retried after a connection failure", registry=REGISTRY)
+LAG = Gauge("anpr_consumer_lag", "Reads not yet consumed, per partition", ["partition"], registry=REGISTRY)
+WATCHLIST_ENTRIES = Gauge("anpr_watchlist_entries", "Entries in the live watchlist index", registry=REGISTRY)
+WATCHLIST_UPDATES = Counter("anpr_watchlist_updates", "Watchlist topic records applied", ["outcome"], registry=REGISTRY)
+BATCHES = Counter("anpr_batches", "Batches committed", registry=REGISTRY)
+
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\d+")
+
+
+def reason_label(reason: str) -> str:
+    """A bounded label for a rejection reason: the reason's first clause with quoted values and numbers removed."""
+    head = reason.split(":", 1)[0]
+    return _QUOTED.sub("…", head)[:60]

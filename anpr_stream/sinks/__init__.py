@@ -1,0 +1,1 @@
+"""Where results go: PostgreSQL (batched, idempotent) and Kafka (hits, dead letters)."""

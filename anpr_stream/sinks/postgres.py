@@ -1,0 +1,143 @@
+"""Passages and hits into PostgreSQL: one transaction per batch, COPY into a staging table, then INSERT ... ON
+CONFLICT DO NOTHING, so a redelivered read or hit never makes a second row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
+
+import asyncpg
+import orjson
+
+from anpr_stream.stream.hits import Hit
+from anpr_stream.stream.process import Passage
+
+_PASSAGE_COLUMNS = (
+    "read_id", "camera_id", "observed_at", "plate_raw", "plate_norm", "plate_class", "country", "confidence",
+    "plate_format", "camera_known", "has_hit", "extra",
+)  # fmt: skip
+_HIT_COLUMNS = (
+    "hit_id", "read_id", "entry_id", "list", "camera_id", "observed_at", "plate_raw", "plate_norm", "plate_class",
+    "entry_plate", "match_kind", "distance", "priority", "action", "covert", "dispatch", "suppressed",
+    "detected_at", "payload",
+)  # fmt: skip
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS passages_in (LIKE passages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS hits_in (LIKE hits INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+"""
+_INSERT_PASSAGES = f"""
+INSERT INTO passages ({", ".join(_PASSAGE_COLUMNS)}) SELECT {", ".join(_PASSAGE_COLUMNS)} FROM passages_in
+ON CONFLICT DO NOTHING
+"""  # noqa: S608 -- column names are constants of this module
+_INSERT_HITS = f"""
+INSERT INTO hits ({", ".join(_HIT_COLUMNS)}) SELECT {", ".join(_HIT_COLUMNS)} FROM hits_in
+ON CONFLICT (hit_id) DO NOTHING
+"""  # noqa: S608 -- column names are constants of this module
+
+
+class PostgresSink:
+    """Owns a connection pool; the worker calls `prepare` once, then `stored_decisions`/`write` per batch."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self._days: set[date] = set()
+
+    async def ensure_partitions(self, days: Iterable[date]) -> None:
+        missing = sorted(set(days) - self._days)
+        if not missing:
+            return
+        async with self.pool.acquire() as conn:
+            for day in missing:
+                await conn.execute("SELECT ensure_passage_partition($1)", day)
+        self._days.update(missing)
+
+    async def stored_decisions(
+        self, hits: list[Hit], window: timedelta
+    ) -> tuple[dict[str, bool], dict[tuple[str, str], list[datetime]]]:
+        """Decisions already recorded for these hits (replays keep them), and the dispatched hits per key within
+        the window around this batch (repeat suppression survives restarts because it lives here)."""
+        if not hits:
+            return {}, {}
+        ids = [h.hit_id for h in hits]
+        classes = [h.key[0] for h in hits]
+        entries = [h.key[1] for h in hits]
+        low = min(h.observed_at for h in hits) - window
+        high = max(h.observed_at for h in hits) + window
+        async with self.pool.acquire() as conn:
+            stored_rows = await conn.fetch(
+                "SELECT hit_id::text AS hit_id, suppressed FROM hits WHERE hit_id = ANY($1::uuid[])", ids
+            )
+            dispatched_rows = await conn.fetch(
+                """SELECT h.plate_class, h.entry_id, h.observed_at
+                   FROM hits h JOIN unnest($1::text[], $2::text[]) AS k(plate_class, entry_id)
+                     ON h.plate_class = k.plate_class AND h.entry_id = k.entry_id
+                   WHERE NOT h.suppressed AND h.dispatch AND h.observed_at BETWEEN $3 AND $4
+                     AND NOT (h.hit_id = ANY($5::uuid[]))""",
+                classes,
+                entries,
+                low,
+                high,
+                ids,
+            )
+        stored = {row["hit_id"]: row["suppressed"] for row in stored_rows}
+        dispatched: dict[tuple[str, str], list[datetime]] = {}
+        for row in dispatched_rows:
+            dispatched.setdefault((row["plate_class"], row["entry_id"]), []).append(row["observed_at"])
+        return stored, dispatched
+
+    async def write(self, passages: list[Passage], hits: list[Hit], payloads: dict[str, bytes], now: datetime) -> None:
+        """One transaction: all of the batch is durable, or none of it."""
+        if not passages and not hits:
+            return
+        await self.ensure_partitions({p.reading.observed_at.astimezone(UTC).date() for p in passages})
+        with_hit = {h.passage.reading.read_id for h in hits}
+        passage_rows = [
+            (
+                p.reading.read_id,
+                p.reading.camera_id,
+                p.reading.observed_at,
+                p.reading.plate,
+                p.plate_norm,
+                p.plate_class,
+                p.reading.country,
+                p.reading.confidence,
+                p.plate_format,
+                p.camera_known,
+                p.reading.read_id in with_hit,
+                orjson.dumps(p.reading.extra).decode(),
+            )
+            for p in passages
+        ]
+        hit_rows = [
+            (
+                h.hit_id,
+                h.passage.reading.read_id,
+                h.match.entry.entry_id,
+                h.match.entry.list,
+                h.passage.reading.camera_id,
+                h.observed_at,
+                h.passage.reading.plate,
+                h.passage.plate_norm,
+                h.passage.plate_class,
+                h.match.entry.plate,
+                h.match.kind,
+                h.match.distance,
+                h.match.entry.priority,
+                h.match.entry.action,
+                h.match.entry.covert,
+                h.dispatch,
+                h.suppressed,
+                now,
+                payloads[h.hit_id].decode(),
+            )
+            for h in hits
+        ]
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(_STAGING)
+            if passage_rows:
+                await conn.copy_records_to_table("passages_in", records=passage_rows, columns=_PASSAGE_COLUMNS)
+                await conn.execute(_INSERT_PASSAGES)
+            if hit_rows:
+                await conn.copy_records_to_table("hits_in", records=hit_rows, columns=_HIT_COLUMNS)
+                await conn.execute(_INSERT_HITS)

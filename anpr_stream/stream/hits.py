@@ -1,0 +1,130 @@
+"""Hits as dispatch receives them: read, camera, entry (covert lists masked), match, suppression, latency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from anpr_stream.cameras import CameraRegistry
+from anpr_stream.matching import Match
+from anpr_stream.stream.process import Passage, hit_id
+
+COVERT_INSTRUCTION = "covert: do not intercept, inform investigator"
+
+
+@dataclass(slots=True)
+class Hit:
+    hit_id: str
+    passage: Passage
+    match: Match
+    dispatch: bool  # per-list policy: False = log-only
+    suppressed: bool = False
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """Repeat-suppression key: the confusion-class plate (so OCR jitter between reads of one car does not
+        re-alert) and the entry."""
+        return (self.passage.plate_class, self.match.entry.entry_id)
+
+    @property
+    def observed_at(self) -> datetime:
+        return self.passage.reading.observed_at
+
+
+def hits_of(passages: list[Passage], dispatch_of: Any) -> list[Hit]:
+    """Every (passage, match) pair as a Hit, in observed_at order (suppression decides in that order)."""
+    hits = [
+        Hit(str(hit_id(p.reading.read_id, m.entry.entry_id)), p, m, bool(dispatch_of(m.entry.list)))
+        for p in passages
+        for m in p.matches
+    ]
+    hits.sort(key=lambda h: (h.observed_at, h.hit_id))
+    return hits
+
+
+def decide_suppression(
+    hits: list[Hit],
+    stored: dict[str, bool],
+    dispatched: dict[tuple[str, str], list[datetime]],
+    window: timedelta,
+) -> None:
+    """Mark repeats. `stored`: decisions already recorded for these hit ids (a replay keeps them); `dispatched`:
+    observed_at of hits already dispatched per key near this batch. A hit is suppressed when a dispatched hit
+    of the same key lies within +-window of it."""
+    for hit in hits:
+        if hit.hit_id in stored:
+            hit.suppressed = stored[hit.hit_id]
+        elif not hit.dispatch:
+            hit.suppressed = False
+        else:
+            seen = dispatched.get(hit.key, [])
+            hit.suppressed = any(abs(hit.observed_at - t) < window for t in seen)
+        if hit.dispatch and not hit.suppressed:
+            dispatched.setdefault(hit.key, []).append(hit.observed_at)
+
+
+def hit_payload(hit: Hit, cameras: CameraRegistry, detected_at: datetime) -> dict[str, Any]:
+    passage, match, entry = hit.passage, hit.match, hit.match.entry
+    reading = passage.reading
+    camera = cameras.get(reading.camera_id)
+    observed_ms = (detected_at - reading.observed_at).total_seconds() * 1000
+    kafka_ms = detected_at.timestamp() * 1000 - passage.record.timestamp_ms
+    if entry.covert:
+        entry_part: dict[str, Any] = {
+            "entry_id": entry.entry_id,
+            "covert": True,
+            "list": None,
+            "plate": None,
+            "country": None,
+            "reference": None,
+            "priority": entry.priority,
+            "action": "inform",
+            "instruction": COVERT_INSTRUCTION,
+        }
+    else:
+        entry_part = {
+            "entry_id": entry.entry_id,
+            "covert": False,
+            "list": entry.list,
+            "plate": entry.plate,
+            "country": entry.country,
+            "reference": entry.reference,
+            "priority": entry.priority,
+            "action": entry.action,
+        }
+    return {
+        "hit_id": hit.hit_id,
+        "read_id": reading.read_id,
+        "entry_id": entry.entry_id,
+        "list": entry_part["list"],
+        "priority": entry.priority,
+        "action": entry_part["action"],
+        "match": match.kind,
+        "distance": match.distance,
+        "suppressed": hit.suppressed,
+        "read": {
+            "read_id": reading.read_id,
+            "camera_id": reading.camera_id,
+            "observed_at": reading.observed_at.isoformat(),
+            "plate": reading.plate,
+            "plate_normalised": passage.plate_norm,
+            "country": reading.country,
+            "confidence": reading.confidence,
+            "plate_format": passage.plate_format,
+            **reading.extra,
+        },
+        "camera": {
+            "camera_id": reading.camera_id,
+            "known": camera is not None,
+            "name": camera.name if camera else None,
+            "road": camera.road if camera else None,
+            "direction": camera.direction if camera else None,
+            "lat": camera.lat if camera else None,
+            "lon": camera.lon if camera else None,
+        },
+        "entry": entry_part,
+        "plate_format": passage.plate_format,
+        "detected_at": detected_at.isoformat(),
+        "latency_ms": {"since_observed": round(observed_ms, 3), "since_kafka": round(kafka_ms, 3)},
+    }

@@ -1,0 +1,202 @@
+"""The read pipeline: batches from Kafka through the pure core into PostgreSQL and a Kafka transaction.
+
+Delivery: each batch is (1) matched, (2) written to PostgreSQL in one transaction (idempotent rows), then (3) its
+hits, its dead letters and its consumed offsets are committed in one Kafka transaction. A crash anywhere replays
+the batch from the last committed offsets: PostgreSQL ignores rows it has, replayed hits keep their recorded
+suppression decision, and an aborted Kafka transaction is never seen by read_committed consumers. So every valid
+read is stored once and every hit is dispatched once. Offsets are committed by us, never by faust's agent machinery,
+so faust issue #606 (concurrency > 1 committing past an unprocessed message) cannot arise."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TypeVar
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from anpr_stream import metrics
+from anpr_stream.cameras import CameraRegistry
+from anpr_stream.config import Settings
+from anpr_stream.policy import MatchPolicy
+from anpr_stream.retention import preset
+from anpr_stream.sinks.postgres import PostgresSink
+from anpr_stream.stream.hits import Hit, decide_suppression, hit_payload, hits_of
+from anpr_stream.stream.process import BatchResult, InRecord, process_batch
+from anpr_stream.stream.watchlist_feed import WatchlistFeed
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Connection trouble with PostgreSQL is waited out (consumption stops meanwhile); anything else is a bug.
+DB_RETRIABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def worker_id() -> str:
+    """Stable per worker so that a restarted worker fences its own dead predecessor's open transaction at once."""
+    return os.environ.get("ANPR_WORKER_ID") or socket.gethostname()
+
+
+class ReadPipeline:
+    def __init__(self, settings: Settings, feed: WatchlistFeed, pool: asyncpg.Pool, cameras: CameraRegistry) -> None:
+        self.settings = settings
+        self.feed = feed
+        self.sink = PostgresSink(pool)
+        self.cameras = cameras
+        self.policy = MatchPolicy.parse(settings.match_policy)
+        self.retention = preset(settings.retention_preset)
+        self.stopping = asyncio.Event()
+        self.batches = 0
+
+    # -- supervision ------------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run sessions until stopped; a session that fails on Kafka is restarted from the committed offsets."""
+        await self.feed.ready.wait()
+        backoff = 0.5
+        while not self.stopping.is_set():
+            try:
+                await self._session()
+                backoff = 0.5
+            except (KafkaError, asyncpg.PostgresError) as exc:
+                log.warning("pipeline session ended (%s: %s); restarting in %.1f s", type(exc).__name__, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _session(self) -> None:
+        s = self.settings
+        consumer = AIOKafkaConsumer(
+            s.topics.reads,
+            bootstrap_servers=s.kafka_bootstrap,
+            group_id=s.consumer_group,
+            client_id=f"anpr-stream-{worker_id()}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=s.batch_max_records,
+            # A database outage is waited out without polling; stay in the group meanwhile.
+            max_poll_interval_ms=15 * 60 * 1000,
+            fetch_max_wait_ms=100,
+        )
+        producer = AIOKafkaProducer(
+            bootstrap_servers=s.kafka_bootstrap,
+            transactional_id=f"{s.consumer_group}-{worker_id()}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=0,
+        )
+        await producer.start()
+        try:
+            await consumer.start()
+            try:
+                await self._consume(consumer, producer)
+            finally:
+                await consumer.stop()
+        finally:
+            await producer.stop()
+
+    async def _consume(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        last_lag = 0.0
+        while not self.stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max_records)
+            if batch:
+                records = [
+                    InRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, tuple(r.headers))
+                    for rs in batch.values()
+                    for r in rs
+                ]
+                offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
+                await self.handle(records, offsets, producer)
+            if time.monotonic() - last_lag > 2:
+                last_lag = time.monotonic()
+                for tp in consumer.assignment():
+                    high = consumer.highwater(tp)
+                    if high is not None:
+                        metrics.LAG.labels(str(tp.partition)).set(max(0, high - await consumer.position(tp)))
+
+    # -- one batch ----------------------------------------------------------------------------------------------
+
+    async def handle(
+        self, records: list[InRecord], offsets: dict[TopicPartition, int], producer: AIOKafkaProducer
+    ) -> None:
+        s = self.settings
+        now = datetime.now(UTC)
+        result = process_batch(
+            records, self.feed.index, self.policy, self.cameras, self.retention.passage_horizon(now), now
+        )
+        hits = hits_of(result.passages, lambda name: self.policy.for_list(name).dispatch)
+        if hits:
+            stored, dispatched = await self._db(lambda: self.sink.stored_decisions(hits, s.suppression_window))
+            decide_suppression(hits, stored, dispatched, s.suppression_window)
+        detected_at = datetime.now(UTC)
+        payloads = {h.hit_id: orjson.dumps(hit_payload(h, self.cameras, detected_at)) for h in hits}
+
+        started = time.perf_counter()
+        await self._db(lambda: self.sink.write(result.passages, hits, payloads, detected_at))
+        metrics.DB_SECONDS.observe(time.perf_counter() - started)
+        metrics.DB_BATCH.observe(len(result.passages))
+
+        async with producer.transaction():
+            for rejection in result.rejected:
+                record = rejection.record
+                headers = [
+                    *record.headers,
+                    ("anpr-dlq-reason", rejection.reason.encode()),
+                    ("anpr-dlq-source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+                ]
+                await producer.send(s.topics.dlq, value=record.value, key=record.key, headers=headers)
+            for hit in hits:
+                if hit.dispatch:
+                    await producer.send(s.topics.hits, value=payloads[hit.hit_id], key=hit.hit_id.encode())
+            await producer.send_offsets_to_transaction(offsets, s.consumer_group)
+        committed = datetime.now(UTC)
+        self.batches += 1
+        self._count(result, hits, committed)
+
+    def _count(self, result: BatchResult, hits: list[Hit], committed: datetime) -> None:
+        metrics.BATCHES.inc()
+        metrics.READS.labels("valid").inc(len(result.passages))
+        metrics.READS.labels("expired").inc(result.expired)
+        metrics.READS.labels("rejected").inc(len(result.rejected))
+        for rejection in result.rejected:
+            metrics.REJECTED.labels(metrics.reason_label(rejection.reason)).inc()
+        unknown = sum(1 for p in result.passages if not p.camera_known)
+        if unknown:
+            metrics.UNKNOWN_CAMERA.inc(unknown)
+        for hit in hits:
+            metrics.HITS.labels(hit.match.entry.list, hit.match.kind).inc()
+            if hit.suppressed:
+                metrics.SUPPRESSED.inc()
+            elif hit.dispatch:
+                metrics.DISPATCHED.inc()
+                metrics.LATENCY.labels("observed").observe((committed - hit.observed_at).total_seconds())
+                metrics.LATENCY.labels("kafka").observe(committed.timestamp() - hit.passage.record.timestamp_ms / 1000)
+
+    async def _db(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Retry through connection failures with capped exponential backoff; consumption waits meanwhile."""
+        delay = 0.1
+        while True:
+            try:
+                return await operation()
+            except DB_RETRIABLE as exc:
+                metrics.DB_RETRIES.inc()
+                log.warning("database unavailable (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.settings.db_retry_max_seconds)

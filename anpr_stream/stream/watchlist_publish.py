@@ -1,0 +1,46 @@
+"""`anpr-stream watchlist load`: publish watchlist files to the compacted topic; `--replace` retracts the rest."""
+
+from __future__ import annotations
+
+import orjson
+from aiokafka import AIOKafkaProducer
+
+from anpr_stream.config import Settings
+from anpr_stream.stream.compacted import open_from_beginning, records_to_end
+from anpr_stream.stream.topics import ensure_topics
+from anpr_stream.watchlists import WatchlistEntry, entry_to_mapping
+
+
+async def current_entry_ids(bootstrap: str, topic: str) -> set[str]:
+    """The entry ids live on the topic now (their latest value is not a tombstone)."""
+    consumer = await open_from_beginning(bootstrap, topic)
+    try:
+        live: dict[str, bool] = {}
+        async for record in records_to_end(consumer):
+            if record.key is not None:
+                live[record.key.decode(errors="replace")] = record.value is not None
+        return {entry_id for entry_id, alive in live.items() if alive}
+    finally:
+        await consumer.stop()
+
+
+async def publish(settings: Settings, entries: list[WatchlistEntry], replace: bool) -> tuple[int, int]:
+    """Returns (published, retracted)."""
+    await ensure_topics(settings)
+    topic = settings.topics.watchlist
+    retract: set[str] = set()
+    if replace:
+        retract = await current_entry_ids(settings.kafka_bootstrap, topic) - {e.entry_id for e in entries}
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=20
+    )
+    await producer.start()
+    try:
+        for entry in entries:
+            await producer.send(topic, key=entry.entry_id.encode(), value=orjson.dumps(entry_to_mapping(entry)))
+        for entry_id in sorted(retract):
+            await producer.send(topic, key=entry_id.encode(), value=None)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return len(entries), len(retract)

@@ -1,0 +1,89 @@
+"""`anpr-stream worker`: a faust worker hosting the watchlist feed and the batched read pipeline.
+
+Faust provides the worker lifecycle (signals, logging, graceful shutdown) and runs our services; the hot path is a
+batched aiokafka loop instead of a per-event faust agent, which measured 0.05-0.07 of a raw getmany loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import asyncpg
+import faust
+import mode
+from prometheus_client import start_http_server
+
+from anpr_stream import metrics
+from anpr_stream.cameras import CameraRegistry
+from anpr_stream.config import Settings
+from anpr_stream.devinfra.paths import state_dir
+from anpr_stream.sinks.migrate import migrate
+from anpr_stream.stream.pipeline import ReadPipeline
+from anpr_stream.stream.topics import ensure_topics
+from anpr_stream.stream.watchlist_feed import WatchlistFeed
+
+log = logging.getLogger(__name__)
+
+
+class PipelineService(mode.Service):
+    """Starts the parts in order: topics, schema, pool, watchlist (complete), then the pipeline."""
+
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.feed = WatchlistFeed(settings.kafka_bootstrap, settings.topics.watchlist)
+        self.pool: asyncpg.Pool | None = None
+        self.pipeline: ReadPipeline | None = None
+
+    async def on_start(self) -> None:
+        s = self.settings
+        await ensure_topics(s)
+        self.pool = await asyncpg.create_pool(
+            s.database_url, min_size=1, max_size=4, server_settings={"client_min_messages": "warning"}
+        )
+        async with self.pool.acquire() as conn:
+            applied = await migrate(conn)
+            if applied:
+                log.info("applied migrations: %s", ", ".join(f"{m.version}_{m.name}" for m in applied))
+        cameras = CameraRegistry.load(s.cameras_file)
+        await self.feed.start()
+        self.pipeline = ReadPipeline(s, self.feed, self.pool, cameras)
+        if s.metrics_port:
+            start_http_server(s.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
+
+    @mode.Service.task
+    async def _follow_watchlist(self) -> None:
+        await self.feed.follow()
+
+    @mode.Service.task
+    async def _run_pipeline(self) -> None:
+        assert self.pipeline is not None
+        await self.pipeline.run()
+
+    async def on_stop(self) -> None:
+        if self.pipeline is not None:
+            self.pipeline.stopping.set()
+        await self.feed.stop()
+        if self.pool is not None:
+            await asyncio.wait_for(self.pool.close(), timeout=10)
+
+
+def build_app(settings: Settings) -> faust.App:
+    app = faust.App(
+        f"{settings.consumer_group}-app",
+        broker=f"kafka://{settings.kafka_bootstrap.replace(',', ';kafka://')}",
+        web_enabled=False,
+        store="memory://",
+        datadir=str(state_dir() / "faust"),
+        topic_replication_factor=1,
+    )
+    app.service(PipelineService(settings))  # type: ignore[arg-type]  # faust starts instances as well as classes
+    return app
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> int:
+    app = build_app(settings)
+    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
+    return 0

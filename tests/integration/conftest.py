@@ -1,0 +1,189 @@
+"""Fixtures for pipeline tests: an isolated namespace (topics, consumer group, database schema) per test, and the
+worker as a real subprocess that can be started, stopped and killed."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from tests.conftest import Infra
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def with_search_path(url: str, schema: str) -> str:
+    """asyncpg passes unknown DSN query parameters to the server as settings: the schema becomes the search path."""
+    parts = urlsplit(url)
+    query = "&".join(q for q in (parts.query, urlencode({"search_path": schema})) if q)
+    return urlunsplit(parts._replace(query=query))
+
+
+@dataclass
+class Namespace:
+    infra: Infra
+    tag: str
+    schema: str
+    env: dict[str, str]
+    workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+    @property
+    def reads(self) -> str:
+        return self.env["ANPR_TOPIC_READS"]
+
+    @property
+    def hits(self) -> str:
+        return self.env["ANPR_TOPIC_HITS"]
+
+    @property
+    def dlq(self) -> str:
+        return self.env["ANPR_TOPIC_DLQ"]
+
+    @property
+    def watchlist(self) -> str:
+        return self.env["ANPR_TOPIC_WATCHLIST"]
+
+    @property
+    def database_url(self) -> str:
+        return self.env["ANPR_DATABASE_URL"]
+
+    def cli(self, *args: str, timeout: float = 120, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "anpr_stream.cli", *args],
+            env=self.env, cwd=ROOT, capture_output=True, timeout=timeout, input=input, check=False,
+        )  # fmt: skip
+
+    def start_worker(self, name: str = "1", extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        ARTIFACTS.mkdir(exist_ok=True)
+        log = open(ARTIFACTS / f"worker-{self.tag}-{name}.log", "ab")  # noqa: SIM115 -- handed to the child
+        env = {**self.env, "ANPR_WORKER_ID": f"{self.tag}-{name}", **(extra_env or {})}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "anpr_stream.cli", "worker", "--loglevel", "warning"],
+            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self.workers.append(proc)
+        return proc
+
+    def stop_workers(self) -> None:
+        for proc in self.workers:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.workers:
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.workers.clear()
+
+    async def produce(
+        self, values: list[bytes | None], keys: list[bytes | None] | None = None, topic: str = ""
+    ) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.infra.kafka_bootstrap, acks="all", linger_ms=5)
+        await producer.start()
+        try:
+            futures = []
+            for i, value in enumerate(values):
+                key = keys[i] if keys is not None else b"cam"
+                futures.append(await producer.send(topic or self.reads, value=value, key=key))
+            await producer.flush()
+            for future in futures:
+                await future
+        finally:
+            await producer.stop()
+
+    async def consume(self, topic: str, count: int, timeout: float = 30.0) -> list[Any]:
+        """Read `count` records (or all there are after timeout) from the beginning, read_committed."""
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.infra.kafka_bootstrap, group_id=None, isolation_level="read_committed",
+            enable_auto_commit=False,
+        )  # fmt: skip
+        await consumer.start()
+        try:
+            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            if not partitions:
+                await consumer._client.force_metadata_update()
+                partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            consumer.assign(partitions)
+            await consumer.seek_to_beginning(*partitions)
+            out: list[Any] = []
+            deadline = asyncio.get_running_loop().time() + timeout
+            while len(out) < count and asyncio.get_running_loop().time() < deadline:
+                batch = await consumer.getmany(timeout_ms=300)
+                out += [r for rs in batch.values() for r in rs]
+            return out
+        finally:
+            await consumer.stop()
+
+    async def hits_payloads(self, count: int, timeout: float = 30.0) -> list[dict[str, Any]]:
+        return [orjson.loads(r.value) for r in await self.consume(self.hits, count, timeout)]
+
+    async def db(self) -> asyncpg.Connection:
+        return await asyncpg.connect(self.database_url)
+
+    async def wait_for_rows(self, sql: str, expected: int, timeout: float = 60.0, *args: object) -> int:
+        conn = await self.db()
+        try:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                got = int(await conn.fetchval(sql, *args))
+                if got >= expected or asyncio.get_running_loop().time() > deadline:
+                    return got
+                await asyncio.sleep(0.2)
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def namespace(infra: Infra) -> AsyncIterator[Namespace]:
+    tag = uuid.uuid4().hex[:8]
+    schema = f"t_{tag}"
+    conn = await asyncpg.connect(infra.database_url)
+    try:
+        await conn.execute(f'CREATE SCHEMA "{schema}"')
+    finally:
+        await conn.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANPR_")}
+    env.update(
+        ANPR_KAFKA_BOOTSTRAP=infra.kafka_bootstrap,
+        ANPR_DATABASE_URL=with_search_path(infra.database_url, schema),
+        ANPR_TOPIC_READS=f"t.{tag}.reads",
+        ANPR_TOPIC_HITS=f"t.{tag}.hits",
+        ANPR_TOPIC_DLQ=f"t.{tag}.dlq",
+        ANPR_TOPIC_WATCHLIST=f"t.{tag}.watchlist",
+        ANPR_CONSUMER_GROUP=f"t-{tag}",
+        ANPR_METRICS_PORT="0",
+        ANPR_READS_PARTITIONS="3",
+        ANPR_HITS_PARTITIONS="1",
+    )
+    ns = Namespace(infra, tag, schema, env)
+    migrated = ns.cli("migrate")
+    assert migrated.returncode == 0, migrated.stderr.decode()
+    yield ns
+    ns.stop_workers()
+    conn = await asyncpg.connect(infra.database_url)
+    try:
+        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def artifacts() -> Iterator[Path]:
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield ARTIFACTS
