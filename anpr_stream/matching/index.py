@@ -12,10 +12,11 @@ import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from itertools import combinations
 
 from rapidfuzz.distance import Levenshtein
 
-from anpr_stream.matching.segment import FIELD_SEP, MIN_FUZZY_LENGTH, Segment, key_hashes, to_microseconds
+from anpr_stream.matching.segment import FIELD_SEP, MIN_FUZZY_LENGTH, Segment, to_microseconds
 from anpr_stream.plates import confusion_form, normalise
 from anpr_stream.policy import MatchPolicy
 from anpr_stream.watchlists.entry import WatchlistEntry
@@ -131,20 +132,22 @@ class WatchlistIndex:
             return []
         form = confusion_form(normalised)
         max_distance = policy.max_distance
-        hashes = key_hashes(form, max_distance == 1)
+        if max_distance == 1:
+            # The form and its single-character deletions, as tuples: combinations() builds them in one C call.
+            hashes = [hash(tuple(form)), *map(hash, combinations(form, len(form) - 1))]
+        else:
+            hashes = [hash(tuple(form))]
         matches: list[Match] = []
-        moment: int | None = None
-        sep = FIELD_SEP
         for segment, dead in zip(self._segments, self._dead, strict=True):
-            slots: set[int] = set()
-            if max_distance <= 1:
-                segment.candidates(hashes, slots)
-            else:
-                segment.candidates_far(form, max_distance, slots)
-            hits = [(slot, "pattern", 0) for slot in segment.pattern_hits(form)]
+            # Distance 1 goes through the deletion table; larger distances take the slow scan (see Segment).
+            slots = segment.candidates(hashes) if max_distance <= 1 else segment.candidates_far(form, max_distance)
+            patterns = segment.pattern_hits(form)
+            if not slots and not patterns:
+                continue
+            hits = [(slot, "pattern", 0) for slot in patterns]
             records = segment.records
-            for slot in slots:
-                entry_plate = records[slot].partition(sep)[0]
+            for slot in set(slots) if len(slots) > 1 else slots:
+                entry_plate = records[slot].partition(FIELD_SEP)[0]
                 if entry_plate == normalised:
                     hits.append((slot, "exact", 0))
                     continue
@@ -157,12 +160,13 @@ class WatchlistIndex:
                         distance = Levenshtein.distance(entry_form, form, score_cutoff=allowed)
                         if distance <= allowed:
                             hits.append((slot, "fuzzy", distance))
+            if not hits:
+                continue
+            moment = to_microseconds(observed_at)
+            valid_from = segment.valid_from
+            valid_until = segment.valid_until
             for slot, kind, distance in hits:
-                if slot in dead:
-                    continue
-                if moment is None:
-                    moment = to_microseconds(observed_at)
-                if segment.valid_from[slot] <= moment < segment.valid_until[slot]:
+                if slot not in dead and valid_from[slot] <= moment < valid_until[slot]:
                     matches.append(Match(segment.entry(slot), kind, distance))
         if len(matches) > 1:
             matches.sort(key=_sort_key)

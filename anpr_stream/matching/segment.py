@@ -7,6 +7,8 @@ Fuzzy matching at distance 1 uses symmetric deletion: two strings are within Lev
 equals the other, or one equals the other with one character deleted, or both are equal after deleting one
 character each. Each entry's confusion form is stored under its own hash and under the hash of each of its
 single-character deletions; a read queries its form and its deletions, and every candidate is verified exactly.
+Keys are Python hashes of tuples of characters (`itertools.combinations` builds all deletions in one C call).
+Python salts str hashes per process, so an index lives in one process and is never persisted or shipped.
 """
 
 from __future__ import annotations
@@ -56,17 +58,6 @@ def _offset_seconds(moment: datetime) -> int:
     return int((moment.utcoffset() or timedelta(0)).total_seconds())
 
 
-def key_hashes(form: str, with_deletions: bool) -> list[int]:
-    """Hash of the form, then hashes of its single-character deletions (as tuples of characters).
-
-    Tuples rather than strings because `itertools.combinations` builds all deletions in one C call; the full form
-    is hashed the same way so that a form equal to another's deletion meets it in the table.
-    """
-    if not with_deletions:
-        return [hash(tuple(form))]
-    return [hash(tuple(form)), *map(hash, combinations(form, len(form) - 1))]
-
-
 class HashTable:
     """64-bit items grouped in buckets by the top bits of their hash: one directory read, then a short scan."""
 
@@ -91,11 +82,12 @@ class HashTable:
         self._shift = shift
         self._starts = starts
 
-    def probe(self, key_hashes: Iterable[int], out: set[int], deletions_too: bool) -> None:
-        """Add to `out` the slots stored under these key hashes (only full forms unless `deletions_too`)."""
+    def probe(self, key_hashes: Iterable[int], deletions_too: bool) -> list[int]:
+        """Slots stored under these key hashes (only full forms unless `deletions_too`); may repeat a slot."""
         starts = self._starts
         items = self._items
         shift = self._shift
+        found = []
         for key_hash in key_hashes:
             tag = key_hash & TAG_MASK
             bucket = tag >> shift
@@ -104,8 +96,9 @@ class HashTable:
             while position < end:
                 item = items[position]
                 if item & TAG_MASK == tag and (deletions_too or not item & DELETION):
-                    out.add(item & SLOT_MASK)
+                    found.append(item & SLOT_MASK)
                 position += 1
+        return found
 
     def nbytes(self) -> int:
         return sys.getsizeof(self._items) + sys.getsizeof(self._starts)
@@ -153,7 +146,7 @@ class Segment:
         offsets = array("i")
         variant_items = array("Q")
         id_items = array("Q")
-        fixed: dict[tuple[int, str], list[tuple[int, re.Pattern[str]]]] = {}
+        fixed: dict[int, dict[str, list[tuple[int, re.Pattern[str]]]]] = {}
         open_: dict[str, list[tuple[int, int, re.Pattern[str]]]] = {}
         sep = FIELD_SEP
         for slot, entry in enumerate(entries):
@@ -193,7 +186,7 @@ class Segment:
                 if "*" in form:
                     open_.setdefault(prefix, []).append((len(form) - form.count("*"), slot, regex))
                 else:
-                    fixed.setdefault((len(form), prefix), []).append((slot, regex))
+                    fixed.setdefault(len(form), {}).setdefault(prefix, []).append((slot, regex))
                 continue
             variant_items.append((hash(tuple(form)) & TAG_MASK) | slot)
             if len(form) >= MIN_FUZZY_LENGTH:
@@ -212,7 +205,7 @@ class Segment:
         self._variants = HashTable(variant_items)
         del variant_items
         self._ids = HashTable(id_items)
-        self._patterns_fixed = {key: tuple(p) for key, p in fixed.items()}
+        self._patterns_fixed = {n: {k: tuple(p) for k, p in by.items()} for n, by in fixed.items()}
         self._patterns_open = {key: tuple(p) for key, p in open_.items()}
         self._fuzzy_forms: list[str | None] | None = None
 
@@ -247,17 +240,16 @@ class Segment:
 
     def slots_of(self, entry_id: str) -> list[int]:
         """Slots holding an entry id (more than one only if the id was repeated in the input)."""
-        found: set[int] = set()
-        self._ids.probe((hash(entry_id),), found, False)
-        return sorted(slot for slot in found if self.entry_id(slot) == entry_id)
+        found = self._ids.probe((hash(entry_id),), False)
+        return sorted(slot for slot in set(found) if self.entry_id(slot) == entry_id)
 
-    def candidates(self, key_hashes: list[int], out: set[int]) -> None:
+    def candidates(self, key_hashes: list[int]) -> list[int]:
         """Slots sharing the confusion form (one key hash) or maybe within distance 1 (form and deletions)."""
-        self._variants.probe(key_hashes, out, len(key_hashes) > 1)
+        return self._variants.probe(key_hashes, len(key_hashes) > 1)
 
-    def candidates_far(self, form: str, max_distance: int, out: set[int]) -> None:
+    def candidates_far(self, form: str, max_distance: int) -> list[int]:
         """Slow path for distances above 1: shared form by hash, fuzzy by a full scan (C loop in rapidfuzz)."""
-        self._variants.probe((hash(tuple(form)),), out, False)
+        found = self._variants.probe((hash(tuple(form)),), False)
         if self._fuzzy_forms is None:
             # Built on first use and cached: only distance-2+ policies pay for it. A race only computes it twice.
             forms: list[str | None] = []
@@ -269,21 +261,25 @@ class Segment:
         for _, _, slot in process.extract(
             form, self._fuzzy_forms, scorer=Levenshtein.distance, score_cutoff=max_distance, limit=None
         ):
-            out.add(slot)
+            found.append(slot)
+        return found
 
     def pattern_hits(self, form: str) -> list[int]:
         """Slots of pattern entries whose pattern matches the whole confusion form."""
-        if not self._patterns_fixed and not self._patterns_open:
-            return []
         found = []
-        length = len(form)
-        for prefix in {"", form[:1], form[:2]}:
-            for slot, regex in self._patterns_fixed.get((length, prefix), ()):
-                if regex.fullmatch(form) is not None:
-                    found.append(slot)
-            for min_length, slot, regex in self._patterns_open.get(prefix, ()):
-                if min_length <= length and regex.fullmatch(form) is not None:
-                    found.append(slot)
+        prefixes = ("", form[:1], form[:2]) if len(form) >= 2 else ("", form)
+        by_prefix = self._patterns_fixed.get(len(form))
+        if by_prefix:
+            for prefix in prefixes:
+                for slot, regex in by_prefix.get(prefix, ()):
+                    if regex.fullmatch(form) is not None:
+                        found.append(slot)
+        if self._patterns_open:
+            length = len(form)
+            for prefix in prefixes:
+                for min_length, slot, regex in self._patterns_open.get(prefix, ()):
+                    if min_length <= length and regex.fullmatch(form) is not None:
+                        found.append(slot)
         return found
 
     def nbytes(self) -> int:
