@@ -1,0 +1,128 @@
+"""The zone's camera registry: one row per ANPR camera in `deploy/cameras.csv`, loaded into frozen values."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from anpr_stream.devinfra.paths import project_root
+
+CAMERA_FIELDS: tuple[str, ...] = ("camera_id", "name", "site", "road", "direction", "lat", "lon", "border_crossing")
+# `in`/`out` are relative to Belgium at border crossings (entering/leaving the country); `both` is a single camera
+# reading both directions.
+DIRECTIONS: frozenset[str] = frozenset({"in", "out", "north", "south", "east", "west", "both"})
+
+
+def default_registry_path() -> Path:
+    return project_root() / "deploy" / "cameras.csv"
+
+
+@dataclass(frozen=True, slots=True)
+class Camera:
+    camera_id: str
+    name: str
+    site: str
+    road: str
+    direction: str
+    lat: float
+    lon: float
+    border_crossing: bool
+
+
+def _coordinate(text: str, name: str, limit: float) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} {text!r} is not a number") from None
+    if not math.isfinite(value) or not -limit <= value <= limit:
+        raise ValueError(f"{name} {text!r} is outside -{limit:g}..{limit:g}")
+    return value
+
+
+def camera_from_row(row: dict[str, str]) -> Camera:
+    """One CSV row (all strings) to a Camera; ValueError with the reason."""
+    values = {k: (v or "").strip() for k, v in row.items()}
+    for name in ("camera_id", "site", "direction"):
+        if not values[name]:
+            raise ValueError(f"{name} is empty")
+    if any(c.isspace() for c in values["camera_id"]):
+        raise ValueError(f"camera_id {values['camera_id']!r} contains whitespace")
+    direction = values["direction"].lower()
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be one of {', '.join(sorted(DIRECTIONS))}, got {values['direction']!r}")
+    border = values["border_crossing"].lower()
+    if border not in ("true", "false"):
+        raise ValueError(f"border_crossing must be true or false, got {values['border_crossing']!r}")
+    return Camera(
+        camera_id=values["camera_id"],
+        name=values["name"],
+        site=values["site"],
+        road=values["road"],
+        direction=direction,
+        lat=_coordinate(values["lat"], "lat", 90.0),
+        lon=_coordinate(values["lon"], "lon", 180.0),
+        border_crossing=border == "true",
+    )
+
+
+class CameraRegistry:
+    """Cameras by id, in file order."""
+
+    def __init__(self, cameras: Iterable[Camera]) -> None:
+        self._cameras: dict[str, Camera] = {}
+        for camera in cameras:
+            if camera.camera_id in self._cameras:
+                raise ValueError(f"duplicate camera_id {camera.camera_id!r}")
+            self._cameras[camera.camera_id] = camera
+
+    @classmethod
+    def parse(cls, lines: Iterable[str], source: str = "cameras.csv") -> CameraRegistry:
+        """Parse CSV text; ValueError naming the source and line of the first bad row."""
+        reader = csv.DictReader(lines, strict=True)
+        header = [h.strip().lstrip("\ufeff") for h in (reader.fieldnames or [])]
+        if tuple(header) != CAMERA_FIELDS:
+            raise ValueError(f"{source} line 1: header must be {','.join(CAMERA_FIELDS)}, got {','.join(header)}")
+        reader.fieldnames = header
+        cameras: dict[str, Camera] = {}
+        line_no = 1
+        try:
+            for row in reader:
+                line_no = reader.line_num
+                if None in row or any(v is None for v in row.values()):
+                    raise ValueError(f"expected {len(CAMERA_FIELDS)} fields")
+                camera = camera_from_row(row)
+                if camera.camera_id in cameras:
+                    raise ValueError(f"duplicate camera_id {camera.camera_id!r}")
+                cameras[camera.camera_id] = camera
+        except (ValueError, csv.Error) as exc:
+            raise ValueError(f"{source} line {line_no}: {exc}") from None
+        return cls(cameras.values())
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> CameraRegistry:
+        """Load a registry file (default `deploy/cameras.csv` in the checkout). OSError if unreadable."""
+        file = Path(path) if path is not None else default_registry_path()
+        with open(file, encoding="utf-8-sig", newline="") as handle:
+            return cls.parse(handle, source=str(file))
+
+    def get(self, camera_id: str) -> Camera | None:
+        return self._cameras.get(camera_id)
+
+    def sites(self) -> tuple[str, ...]:
+        """Site ids in file order, each once."""
+        return tuple(dict.fromkeys(c.site for c in self._cameras.values()))
+
+    def at_site(self, site: str) -> tuple[Camera, ...]:
+        return tuple(c for c in self._cameras.values() if c.site == site)
+
+    def __iter__(self) -> Iterator[Camera]:
+        return iter(self._cameras.values())
+
+    def __len__(self) -> int:
+        return len(self._cameras)
+
+    def __contains__(self, camera_id: object) -> bool:
+        return camera_id in self._cameras
