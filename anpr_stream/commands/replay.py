@@ -29,6 +29,7 @@ CHUNK = 8192
 TTY_REFRESH = 0.25
 LOG_REFRESH = 5.0
 
+_MS = timedelta(milliseconds=1)
 _FRACTION = re.compile(r"\.(\d+)")
 _OBSERVED_AT = re.compile(rb'"observed_at"\s*:\s*"([^"\\]*)"')
 
@@ -271,9 +272,9 @@ async def replay(
         compression_type=None,
         request_timeout_ms=30_000,
     )
-    await producer.start()
     stats = ReplayStats()
     try:
+        await producer.start()
         try:
             partitions = await asyncio.wait_for(producer.partitions_for(topic), timeout=30)
         except (TimeoutError, KafkaTimeoutError):
@@ -295,7 +296,8 @@ async def replay(
             if observed is not None:
                 if first is None:
                     first = observed
-                    delta = (now or datetime.now(UTC)) - first
+                    # Whole milliseconds, as cameras report them: every gap between reads stays exact.
+                    delta = timedelta(milliseconds=round(((now or datetime.now(UTC)) - first) / _MS))
                 if speed is not None:
                     due = (observed - first).total_seconds() / speed - (time.monotonic() - started)
                     if due > 0:
@@ -328,7 +330,8 @@ def _replay(args: argparse.Namespace) -> int:
     from aiokafka.errors import KafkaError
 
     # aiokafka warns "Topic ... not found in cluster metadata" while a topic is being auto-created: noise here.
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # A refused connection is logged by aiokafka and then raised: say it once, below.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     bootstrap = args.bootstrap or os.environ.get(KAFKA_ENV, "").strip()
     if not bootstrap:

@@ -353,6 +353,8 @@ def plant_watchlist(
         raise ValueError("start must be timezone-aware")
     if duration <= timedelta(0):
         raise ValueError("duration must be positive")
+    if not cameras:
+        raise ValueError("no cameras")
     planner = _Planner(seed, start, duration, cameras)
     planner.itinerant_gangs(gangs)
     planner.biker_convoys(convoys)
