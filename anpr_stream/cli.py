@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "anpr_stream.commands.worker",
     "anpr_stream.commands.traffic",
     "anpr_stream.commands.replay",
+    "anpr_stream.commands.demo",
 )
 
 EXIT_OK = 0

@@ -66,6 +66,7 @@ class Settings:
     retention_preset: str = "be"
     batch_max_records: int = 2000
     metrics_port: int = 9464
+    metrics_addr: str = "127.0.0.1"
     cameras_file: Path = Path("deploy/cameras.csv")
     db_retry_max_seconds: float = 30.0
     partitions_ahead_days: int = 3
@@ -95,6 +96,7 @@ class Settings:
             retention_preset=env.get("ANPR_RETENTION", "be"),
             batch_max_records=_int(env, "ANPR_BATCH_MAX_RECORDS", 2000, minimum=1),
             metrics_port=_int(env, "ANPR_METRICS_PORT", 9464),
+            metrics_addr=env.get("ANPR_METRICS_ADDR", "127.0.0.1"),
             cameras_file=Path(cameras),
             db_retry_max_seconds=_float(env, "ANPR_DB_RETRY_MAX_SECONDS", 30.0),
             partitions_ahead_days=_int(env, "ANPR_PARTITIONS_AHEAD_DAYS", 3),

@@ -34,6 +34,14 @@ DB_RETRIES = Counter("anpr_db_retries", "Database operations retried after a con
 LAG = Gauge("anpr_consumer_lag", "Reads not yet consumed, per partition", ["partition"], registry=REGISTRY)
 WATCHLIST_ENTRIES = Gauge("anpr_watchlist_entries", "Entries in the live watchlist index", registry=REGISTRY)
 WATCHLIST_UPDATES = Counter("anpr_watchlist_updates", "Watchlist topic records applied", ["outcome"], registry=REGISTRY)
+PHASE_SECONDS = Histogram(
+    "anpr_batch_phase_seconds",
+    "Where a batch's time goes: match (decode+validate+match), decide (suppression lookup), db (write), "
+    "kafka (hits, dead letters and offsets in one transaction)",
+    ["phase"],
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
 BATCHES = Counter("anpr_batches", "Batches committed", registry=REGISTRY)
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"|\d+")

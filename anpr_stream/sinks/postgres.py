@@ -64,12 +64,14 @@ class PostgresSink:
         entries = [h.key[1] for h in hits]
         low = min(h.observed_at for h in hits) - window
         high = max(h.observed_at for h in hits) + window
+        # One round trip: the recorded decisions (kind 's') and the dispatched neighbours (kind 'd').
         async with self.pool.acquire() as conn:
-            stored_rows = await conn.fetch(
-                "SELECT hit_id::text AS hit_id, suppressed FROM hits WHERE hit_id = ANY($1::uuid[])", ids
-            )
-            dispatched_rows = await conn.fetch(
-                """SELECT h.plate_class, h.entry_id, h.observed_at
+            rows = await conn.fetch(
+                """SELECT 's' AS kind, hit_id::text AS hit_id, suppressed, NULL AS plate_class, NULL AS entry_id,
+                          NULL::timestamptz AS observed_at
+                   FROM hits WHERE hit_id = ANY($5::uuid[])
+                   UNION ALL
+                   SELECT 'd', NULL, NULL, h.plate_class, h.entry_id, h.observed_at
                    FROM hits h JOIN unnest($1::text[], $2::text[]) AS k(plate_class, entry_id)
                      ON h.plate_class = k.plate_class AND h.entry_id = k.entry_id
                    WHERE NOT h.suppressed AND h.dispatch AND h.observed_at BETWEEN $3 AND $4
@@ -80,6 +82,8 @@ class PostgresSink:
                 high,
                 ids,
             )
+        stored_rows = [row for row in rows if row["kind"] == "s"]
+        dispatched_rows = [row for row in rows if row["kind"] == "d"]
         stored = {row["hit_id"]: row["suppressed"] for row in stored_rows}
         dispatched: dict[tuple[str, str], list[datetime]] = {}
         for row in dispatched_rows:
@@ -136,8 +140,15 @@ class PostgresSink:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute(_STAGING)
             if passage_rows:
-                await conn.copy_records_to_table("passages_in", records=passage_rows, columns=_PASSAGE_COLUMNS)
-                await conn.execute(_INSERT_PASSAGES)
+                try:
+                    # Fast path: COPY straight into the partitioned table. A batch replayed after a crash meets
+                    # its own rows (unique violation): then the savepoint is undone and the slower staging
+                    # path inserts only what is missing.
+                    async with conn.transaction():
+                        await conn.copy_records_to_table("passages", records=passage_rows, columns=_PASSAGE_COLUMNS)
+                except asyncpg.UniqueViolationError:
+                    await conn.copy_records_to_table("passages_in", records=passage_rows, columns=_PASSAGE_COLUMNS)
+                    await conn.execute(_INSERT_PASSAGES)
             if hit_rows:
                 await conn.copy_records_to_table("hits_in", records=hit_rows, columns=_HIT_COLUMNS)
                 await conn.execute(_INSERT_HITS)

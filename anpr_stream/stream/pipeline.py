@@ -10,11 +10,13 @@ so faust issue #606 (concurrency > 1 committing past an unprocessed message) can
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -47,6 +49,21 @@ DB_RETRIABLE: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.TooManyConnectionsError,
 )
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A matched batch waiting for the writer."""
+
+    result: BatchResult
+    hits: list[Hit]
+    offsets: dict[TopicPartition, int]
+
+
+def _phase(name: str, since: float) -> float:
+    now = time.perf_counter()
+    metrics.PHASE_SECONDS.labels(name).observe(now - since)
+    return now
 
 
 def worker_id() -> str:
@@ -93,7 +110,7 @@ class ReadPipeline:
             max_poll_records=s.batch_max_records,
             # A database outage is waited out without polling; stay in the group meanwhile.
             max_poll_interval_ms=15 * 60 * 1000,
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=10,
         )
         producer = AIOKafkaProducer(
             bootstrap_servers=s.kafka_bootstrap,
@@ -113,45 +130,78 @@ class ReadPipeline:
             await producer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
+        """Two stages: this loop fetches and matches batch N+1 while the writer stores and commits batch N. The
+        queue holds one batch, so a slow or absent database stops consumption (bounded memory, backpressure)."""
+        queue: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=1)
+        writer = asyncio.create_task(self._write_loop(queue, producer))
         last_lag = 0.0
-        while not self.stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max_records)
-            if batch:
-                records = [
-                    InRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, tuple(r.headers))
-                    for rs in batch.values()
-                    for r in rs
-                ]
-                offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
-                await self.handle(records, offsets, producer)
-            if time.monotonic() - last_lag > 2:
-                last_lag = time.monotonic()
-                for tp in consumer.assignment():
-                    high = consumer.highwater(tp)
-                    if high is not None:
-                        metrics.LAG.labels(str(tp.partition)).set(max(0, high - await consumer.position(tp)))
+        try:
+            while not self.stopping.is_set():
+                batch = await consumer.getmany(timeout_ms=200, max_records=self.settings.batch_max_records)
+                if batch:
+                    records = [
+                        InRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp, tuple(r.headers))
+                        for rs in batch.values()
+                        for r in rs
+                    ]
+                    offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
+                    prepared = self.prepare(records, offsets)
+                    put = asyncio.ensure_future(queue.put(prepared))
+                    await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
+                    if not put.done():
+                        put.cancel()
+                if writer.done():
+                    writer.result()  # the writer failed: end the session with its error
+                    raise RuntimeError("writer stopped")
+                if time.monotonic() - last_lag > 2:
+                    last_lag = time.monotonic()
+                    await self._record_lag(consumer)
+            await queue.put(None)  # stopping: let the writer finish what was matched
+            await writer
+        finally:
+            if not writer.done():
+                writer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writer
+
+    async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is not None:
+                metrics.LAG.labels(str(tp.partition)).set(max(0, high - await consumer.position(tp)))
+
+    async def _write_loop(self, queue: asyncio.Queue[Prepared | None], producer: AIOKafkaProducer) -> None:
+        while (prepared := await queue.get()) is not None:
+            await self.commit(prepared, producer)
 
     # -- one batch ----------------------------------------------------------------------------------------------
 
-    async def handle(
-        self, records: list[InRecord], offsets: dict[TopicPartition, int], producer: AIOKafkaProducer
-    ) -> None:
-        s = self.settings
+    def prepare(self, records: list[InRecord], offsets: dict[TopicPartition, int]) -> Prepared:
+        """CPU only: decode, validate, filter, match."""
+        started = time.perf_counter()
         now = datetime.now(UTC)
-        result = process_batch(
-            records, self.feed.index, self.policy, self.cameras, self.retention.passage_horizon(now), now
-        )
+        horizon = self.retention.passage_horizon(now)
+        result = process_batch(records, self.feed.index, self.policy, self.cameras, horizon, now)
         hits = hits_of(result.passages, lambda name: self.policy.for_list(name).dispatch)
+        _phase("match", started)
+        return Prepared(result, hits, offsets)
+
+    async def commit(self, prepared: Prepared, producer: AIOKafkaProducer) -> None:
+        """Suppression decisions, then PostgreSQL, then one Kafka transaction with hits, dead letters, offsets."""
+        s = self.settings
+        result, hits = prepared.result, prepared.hits
+        clock = time.perf_counter()
         if hits:
             stored, dispatched = await self._db(lambda: self.sink.stored_decisions(hits, s.suppression_window))
             decide_suppression(hits, stored, dispatched, s.suppression_window)
         detected_at = datetime.now(UTC)
         payloads = {h.hit_id: orjson.dumps(hit_payload(h, self.cameras, detected_at)) for h in hits}
+        clock = _phase("decide", clock)
 
-        started = time.perf_counter()
         await self._db(lambda: self.sink.write(result.passages, hits, payloads, detected_at))
-        metrics.DB_SECONDS.observe(time.perf_counter() - started)
+        metrics.DB_SECONDS.observe(time.perf_counter() - clock)
         metrics.DB_BATCH.observe(len(result.passages))
+        clock = _phase("db", clock)
 
         async with producer.transaction():
             for rejection in result.rejected:
@@ -165,8 +215,9 @@ class ReadPipeline:
             for hit in hits:
                 if hit.dispatch:
                     await producer.send(s.topics.hits, value=payloads[hit.hit_id], key=hit.hit_id.encode())
-            await producer.send_offsets_to_transaction(offsets, s.consumer_group)
+            await producer.send_offsets_to_transaction(prepared.offsets, s.consumer_group)
         committed = datetime.now(UTC)
+        _phase("kafka", clock)
         self.batches += 1
         self._count(result, hits, committed)
 

@@ -50,7 +50,12 @@ class PipelineService(mode.Service):
         await self.feed.start()
         self.pipeline = ReadPipeline(s, self.feed, self.pool, cameras)
         if s.metrics_port:
-            start_http_server(s.metrics_port, addr="127.0.0.1", registry=metrics.REGISTRY)
+            try:
+                start_http_server(s.metrics_port, addr=s.metrics_addr, registry=metrics.REGISTRY)
+            except OSError as exc:
+                # Losing the metrics endpoint must not stop hits from flowing: say so loudly and carry on.
+                where = f"{s.metrics_addr}:{s.metrics_port}"
+                log.error("metrics endpoint %s unavailable (%s); running without it", where, exc)
 
     @mode.Service.task
     async def _follow_watchlist(self) -> None:
