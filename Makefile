@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help venv infra infra-down infra-status check lint typecheck test test-unit demo clean
+.PHONY: help venv tools infra infra-down infra-status check lint typecheck test test-unit demo bench clean
 
 help:
 	@echo "make demo        run the service on a recorded sample of the zone's traffic"
@@ -42,8 +42,15 @@ typecheck: venv
 
 check: lint typecheck
 
+# Third-party clients the tests drive: kcat (Debian package), installed when missing on Debian as root.
+tools:
+	@command -v kcat >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kcat >/dev/null; \
+	  else echo "kcat is missing (apt-get install kcat): its test will be skipped" >&2; fi; }
+
 # The suite starts (or attaches to) the local infrastructure itself when the settings are unset (tests/conftest.py).
-test: check
+test: check tools
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: venv
@@ -52,6 +59,9 @@ test-unit: venv
 # DEMO_ARGS=--keep-running leaves the worker up after the summary.
 demo: venv
 	$(BIN)/anpr-stream demo $(DEMO_ARGS)
+
+bench: venv
+	$(BIN)/python benchmarks/bench_pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

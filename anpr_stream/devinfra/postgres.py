@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -87,6 +89,27 @@ def server_user() -> str | None:
     return "anpr-pg"
 
 
+@functools.cache
+def _reachable_home(state: Path) -> Path:
+    """`<state>/postgres`, unless the server's unprivileged user cannot reach it (a checkout below a directory
+    private to root, such as /root): then a directory of its own under /var/tmp, named after the checkout's state
+    directory so that every command of this checkout finds the same cluster."""
+    preferred = state / "postgres"
+    user = server_user()
+    probe = preferred if preferred.exists() else state
+    if user is None or (probe.exists() and _user_can_write(user, probe)):
+        return preferred
+    if not probe.exists():
+        ancestor = next((p for p in probe.parents if p.exists()), Path("/"))
+        if _user_can_write(user, ancestor):
+            return preferred
+    digest = hashlib.sha256(str(state).encode()).hexdigest()[:12]
+    fallback = Path("/var/tmp") / f"anpr-stream-{digest}"
+    fallback.mkdir(mode=0o755, exist_ok=True)
+    log.info("the %s user cannot reach %s; the PostgreSQL cluster lives in %s", user, preferred, fallback)
+    return fallback / "postgres"
+
+
 def _user_can_write(user: str | None, directory: Path) -> bool:
     if user is None:
         return os.access(directory, os.W_OK | os.X_OK)
@@ -102,7 +125,7 @@ class LocalPostgres:
     @classmethod
     def from_env(cls) -> LocalPostgres:
         port = int(os.environ.get("ANPR_LOCAL_PG_PORT", DEFAULT_PORT))
-        return cls(port=port, home=paths.state_dir() / "postgres")
+        return cls(port=port, home=_reachable_home(paths.state_dir()))
 
     @property
     def data_dir(self) -> Path:

@@ -39,8 +39,9 @@ ON CONFLICT (hit_id) DO NOTHING
 class PostgresSink:
     """Owns a connection pool; the worker calls `prepare` once, then `stored_decisions`/`write` per batch."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, days_ahead: int = 3) -> None:
         self.pool = pool
+        self.days_ahead = days_ahead
         self._days: set[date] = set()
 
     async def ensure_partitions(self, days: Iterable[date]) -> None:
@@ -94,7 +95,9 @@ class PostgresSink:
         """One transaction: all of the batch is durable, or none of it."""
         if not passages and not hits:
             return
-        await self.ensure_partitions({p.reading.observed_at.astimezone(UTC).date() for p in passages})
+        today = now.astimezone(UTC).date()
+        ahead = {today + timedelta(days=n) for n in range(self.days_ahead + 1)}  # cached: free after the first batch
+        await self.ensure_partitions(ahead | {p.reading.observed_at.astimezone(UTC).date() for p in passages})
         with_hit = {h.passage.reading.read_id for h in hits}
         passage_rows = [
             (

@@ -75,7 +75,7 @@ class ReadPipeline:
     def __init__(self, settings: Settings, feed: WatchlistFeed, pool: asyncpg.Pool, cameras: CameraRegistry) -> None:
         self.settings = settings
         self.feed = feed
-        self.sink = PostgresSink(pool)
+        self.sink = PostgresSink(pool, days_ahead=settings.partitions_ahead_days)
         self.cameras = cameras
         self.policy = MatchPolicy.parse(settings.match_policy)
         self.retention = preset(settings.retention_preset)

@@ -120,6 +120,8 @@ async def test_a_hit_is_dispatched_once_logged_and_enriched(namespace: Namespace
             ("r-2", True, False),
             ("r-3", False, True),
         ]
+        ahead = (now + timedelta(days=3)).strftime("passages_%Y%m%d")
+        assert await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", ahead), "day partitions are created ahead"
         stored = await conn.fetch("SELECT entry_id, list, covert, suppressed FROM hits ORDER BY entry_id")
         assert [tuple(r) for r in stored] == [
             ("BC-1", "biker_club", True, False),
