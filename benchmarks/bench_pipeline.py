@@ -36,11 +36,26 @@ RESULTS = ROOT / "benchmarks" / "results"
 LISTS = sorted(str(p) for p in (ROOT / "watchlists").glob("*.csv"))
 
 
-def phase_profile(port: str, before: dict[str, tuple[float, float]] | None = None) -> dict[str, tuple[float, float]]:
-    """(seconds, batches) per phase from the worker's own histogram; minus `before` when given."""
+def scrape(port: str, timeout: float = 5) -> str:
+    """The worker's Prometheus metrics page."""
     import urllib.request
 
-    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as response:
+        return str(response.read().decode())
+
+
+def metric_total(text: str, name: str) -> float:
+    """Sum of a metric's samples over all its labels (e.g. anpr_reads_total over outcomes)."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and line[len(name) : len(name) + 1] in ("{", " "):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def phase_profile(port: str, before: dict[str, tuple[float, float]] | None = None) -> dict[str, tuple[float, float]]:
+    """(seconds, batches) per phase from the worker's own histogram; minus `before` when given."""
+    text = scrape(port)
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     for line in text.splitlines():
@@ -77,8 +92,9 @@ async def produce(bootstrap: str, topic: str, pairs: list[tuple[bytes, bytes]]) 
         await producer.stop()
 
 
-async def raw_loop(bootstrap: str, topic: str, count: int) -> float:
-    """The ceiling: a consumer group reading and decoding every message, doing nothing else. Returns reads/s."""
+async def raw_loop(bootstrap: str, topic: str, count: int, timeline: list[tuple[float, int]] | None = None) -> float:
+    """The ceiling: a consumer group reading and decoding every message, doing nothing else. Returns reads/s;
+    `timeline` (when given) receives (time.time(), reads so far) after every batch."""
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -100,6 +116,8 @@ async def raw_loop(bootstrap: str, topic: str, count: int) -> float:
                     orjson.loads(record.value)
                 seen += len(records)
             if batch:
+                if timeline is not None:
+                    timeline.append((time.time(), seen))
                 await consumer.commit()
         return seen / (time.perf_counter() - started)
     finally:
@@ -114,13 +132,31 @@ async def count_rows(url: str, sql: str) -> int:
         await conn.close()
 
 
+def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """`anpr-stream worker` as a subprocess in its own session, output to `log_path`."""
+    with open(log_path, "wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "anpr_stream.cli", "worker", "--loglevel", "warning"],
+            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL when it has not ended within `timeout`."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 async def worker_throughput(env: dict[str, str], url: str, expected: int) -> tuple[float, subprocess.Popen[bytes]]:
     """Start a worker on the backlog; reads/s from the first stored passage to the last (startup excluded)."""
-    log = open(RESULTS / "bench-worker.log", "wb")  # noqa: SIM115 -- the child writes it
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "anpr_stream.cli", "worker", "--loglevel", "warning"],
-        env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    log_path = RESULTS / "bench-worker.log"
+    proc = start_worker(env, log_path)
     conn = await asyncpg.connect(url)
     try:
         first_count, first_time = 0, 0.0
@@ -132,15 +168,25 @@ async def worker_throughput(env: dict[str, str], url: str, expected: int) -> tup
             if got >= expected:
                 return (got - first_count) / (now - first_time), proc
             if proc.poll() is not None:
-                raise RuntimeError(f"worker exited with {proc.returncode}; see {log.name}")
+                raise RuntimeError(f"worker exited with {proc.returncode}; see {log_path}")
             await asyncio.sleep(0.05)
     finally:
         await conn.close()
 
 
-async def latency(env: dict[str, str], rate: int, seconds: int, listed: list[str]) -> dict[str, Any]:
+async def latency(env: dict[str, str], rate: int, seconds: float, listed: list[str]) -> dict[str, Any]:
     """Produce `rate` reads/s for `seconds` (2% carry listed plates); measure, per dispatched hit, the time from the
     read's Kafka append to the hit being readable (read_committed) on the hits topic."""
+    samples, detect, achieved = await latency_samples(env, rate, seconds, listed)
+    return latency_summary(samples, detect, rate, achieved)
+
+
+async def latency_samples(
+    env: dict[str, str], rate: int, seconds: float, listed: list[str], read_prefix: str = "lat"
+) -> tuple[list[float], list[float], float]:
+    """(end-to-end seconds per dispatched hit, seconds until matched in the worker per hit, achieved reads/s).
+    Every 50th read carries the next plate of `listed`: give each run its own plates (and `read_prefix`) so that
+    no hit is a suppressed repeat of an earlier run's."""
     bootstrap = env["ANPR_KAFKA_BOOTSTRAP"]
     hits_consumer = AIOKafkaConsumer(
         env["ANPR_TOPIC_HITS"], bootstrap_servers=bootstrap, group_id=None, isolation_level="read_committed",
@@ -184,8 +230,8 @@ async def latency(env: dict[str, str], rate: int, seconds: int, listed: list[str
                 sent += 1
                 # every 50th read is a listed plate, each a different entry: no repeat suppression
                 plate = listed[(sent // 50) % len(listed)] if sent % 50 == 0 else f"1-LAT-{sent % 1000:03d}"
-                body = {"read_id": f"lat-{sent}", "camera_id": "LM-E314-BOORSEM-IN", "observed_at": now.isoformat(),
-                        "plate": plate, "country": "BE", "confidence": 0.9}  # fmt: skip
+                body = {"read_id": f"{read_prefix}-{sent}", "camera_id": "LM-E314-BOORSEM-IN",
+                        "observed_at": now.isoformat(), "plate": plate, "country": "BE", "confidence": 0.9}  # fmt: skip
                 await producer.send(env["ANPR_TOPIC_READS"], value=orjson.dumps(body), key=b"LM-E314-BOORSEM-IN")
         achieved = sent / (time.perf_counter() - started)
         await asyncio.sleep(3)
@@ -194,8 +240,12 @@ async def latency(env: dict[str, str], rate: int, seconds: int, listed: list[str
         await collector
         await producer.stop()
         await hits_consumer.stop()
-    samples.sort()
-    detect.sort()
+    return samples, detect, achieved
+
+
+def latency_summary(samples: list[float], detect: list[float], rate: int, achieved: float) -> dict[str, Any]:
+    samples = sorted(samples)
+    detect = sorted(detect)
     return {
         "detect_p50_ms": round(1000 * statistics.median(detect), 1) if detect else None,
         "detect_p99_ms": round(1000 * detect[int(0.99 * (len(detect) - 1))], 1) if detect else None,
@@ -206,6 +256,31 @@ async def latency(env: dict[str, str], rate: int, seconds: int, listed: list[str
         "p99_ms": round(1000 * samples[int(0.99 * (len(samples) - 1))], 1) if samples else None,
         "max_ms": round(1000 * samples[-1], 1) if samples else None,
     }
+
+
+def namespace_env(bootstrap: str, database_url: str, tag: str, schema: str, metrics_port: str) -> dict[str, str]:
+    """The environment for CLI commands and workers of one run: its own topics, group and database schema."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ANPR_")}
+    env.update(
+        ANPR_KAFKA_BOOTSTRAP=bootstrap,
+        ANPR_DATABASE_URL=with_search_path(database_url, schema),
+        ANPR_TOPIC_READS=f"bench.{tag}.reads",
+        ANPR_TOPIC_HITS=f"bench.{tag}.hits",
+        ANPR_TOPIC_DLQ=f"bench.{tag}.dlq",
+        ANPR_TOPIC_WATCHLIST=f"bench.{tag}.watchlist",
+        ANPR_CONSUMER_GROUP=f"bench-{tag}",
+        ANPR_METRICS_PORT=metrics_port,
+        ANPR_WORKER_ID=f"bench-{tag}",
+    )
+    return env
+
+
+def write_listed(path: Path, listed: list[str]) -> None:
+    """A stolen-vehicle list of `listed` plates (entry ids LAT-n): the hits of the latency runs."""
+    path.write_text(
+        "entry_id,list,plate,country,priority,action,valid_from,valid_until,reference,covert\n"
+        + "".join(f"LAT-{i},stolen_vehicle,{plate},BE,1,intercept,,,bench,false\n" for i, plate in enumerate(listed))
+    )
 
 
 async def main() -> None:
@@ -223,29 +298,14 @@ async def main() -> None:
     admin = await asyncpg.connect(found.database_url)
     await admin.execute(f'CREATE SCHEMA "{schema}"')
     await admin.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANPR_")}
-    env.update(
-        ANPR_KAFKA_BOOTSTRAP=found.kafka_bootstrap,
-        ANPR_DATABASE_URL=with_search_path(found.database_url, schema),
-        ANPR_TOPIC_READS=f"bench.{tag}.reads",
-        ANPR_TOPIC_HITS=f"bench.{tag}.hits",
-        ANPR_TOPIC_DLQ=f"bench.{tag}.dlq",
-        ANPR_TOPIC_WATCHLIST=f"bench.{tag}.watchlist",
-        ANPR_CONSUMER_GROUP=f"bench-{tag}",
-        ANPR_METRICS_PORT=os.environ.get("BENCH_METRICS_PORT", "19464"),
-        ANPR_WORKER_ID=f"bench-{tag}",
-    )
+    metrics_port = os.environ.get("BENCH_METRICS_PORT", "19464")
+    env = namespace_env(found.kafka_bootstrap, found.database_url, tag, schema, metrics_port)
     cli = [sys.executable, "-m", "anpr_stream.cli"]
     proc: subprocess.Popen[bytes] | None = None
     try:
         listed = [f"7-{triple}-{n:03d}" for triple in ("HTK", "HTM", "HTP", "HTR", "HTV") for n in range(1000)]
         bench_list = RESULTS / "bench-latency-list.csv"
-        bench_list.write_text(
-            "entry_id,list,plate,country,priority,action,valid_from,valid_until,reference,covert\n"
-            + "".join(
-                f"LAT-{i},stolen_vehicle,{plate},BE,1,intercept,,,bench,false\n" for i, plate in enumerate(listed)
-            )
-        )
+        write_listed(bench_list, listed)
         for step in (["migrate"], ["watchlist", "load", *LISTS, str(bench_list)]):
             subprocess.run([*cli, *step], env=env, cwd=ROOT, check=True, capture_output=True)
         print(f"generating {args.reads} reads ...", flush=True)
@@ -260,9 +320,7 @@ async def main() -> None:
         lat = await latency(env, args.rate, args.latency_seconds, listed)
         paced_phases = phase_profile(port, backlog_phases)
     finally:
-        if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
+        stop_process(proc)
         admin = await asyncpg.connect(found.database_url)
         await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await admin.close()
