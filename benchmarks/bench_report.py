@@ -83,16 +83,24 @@ def rate_of(timeline: Sequence[tuple[float, float]]) -> float:
 # -- the contenders on the backlog -------------------------------------------------------------------------------
 
 
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 async def worker_backlog(
-    env: dict[str, str], expected: int, timeout: float, procs: list[subprocess.Popen[bytes]]
+    env: dict[str, str], expected: int, stall: float, procs: list[subprocess.Popen[bytes]]
 ) -> tuple[subprocess.Popen[bytes], list[tuple[float, float]]]:
     """Start the worker (added to `procs`, for the clean-up) on the backlog; its progress every 0.25 s from
-    `anpr_reads_total` (all outcomes)."""
+    `anpr_reads_total` (all outcomes). Gives up when nothing was read for `stall` seconds."""
     port = env["ANPR_METRICS_PORT"]
-    proc = bp.start_worker(env, RESULTS / "bench-worker.log")
+    log = RESULTS / "bench-worker.log"
+    proc = bp.start_worker(env, log)
     procs.append(proc)
     timeline: list[tuple[float, float]] = []
-    deadline = time.monotonic() + timeout
+    last_progress, last_count = time.monotonic(), 0.0
     while True:
         try:
             count = bp.metric_total(await asyncio.to_thread(bp.scrape, port, 2), "anpr_reads_total")
@@ -102,10 +110,13 @@ async def worker_backlog(
             timeline.append((time.time(), count))
         if count >= expected:
             return proc, timeline
+        if count > last_count:
+            last_progress, last_count = time.monotonic(), count
         if proc.poll() is not None:
-            raise RuntimeError(f"worker exited with {proc.returncode}; see {RESULTS / 'bench-worker.log'}")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"worker took over {timeout:.0f} s for {expected} reads ({count:.0f} done)")
+            raise RuntimeError(f"worker exited with {proc.returncode}; {log}:\n{log_tail(log)}")
+        if time.monotonic() - last_progress > stall:
+            raise TimeoutError(f"worker read nothing for {stall:.0f} s ({count:.0f} of {expected} done); {log}:\n"
+                               f"{log_tail(log)}")  # fmt: skip
         await asyncio.sleep(0.25)
 
 
@@ -259,7 +270,11 @@ def machine(found: endpoints.Endpoints, pg_version: str) -> dict[str, Any]:
         reported = re.findall(r"Kafka version: (\S+)", log.read_text(errors="replace"))
         if reported:
             kafka = f"{reported[-1]} (local broker)"
+    revision = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
+    ).stdout.strip()
     return {
+        "code": revision or "unknown",
         "cpus": os.cpu_count(),
         "cpu_model": cpu,
         "memory": memory,
@@ -359,7 +374,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
         # -- contender 2: this service
         say("anpr-stream worker on the backlog, every passage to PostgreSQL ...")
-        proc, worker_timeline = await worker_backlog(env, total, args.worker_timeout, procs)
+        proc, worker_timeline = await worker_backlog(env, total, args.stall_seconds, procs)
         worker_rate = rate_of(worker_timeline)
         port = env["ANPR_METRICS_PORT"]
         metrics_text = bp.scrape(port)
@@ -476,7 +491,8 @@ def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[
     out = [
         "# anpr-stream benchmark report",
         "",
-        f"Run {r['when']} with `{command}` in {elapsed / 60:.1f} min. Machine: {m['cpus']} CPUs ({m['cpu_model']}), "
+        f"Run {r['when']} with `{command}` in {elapsed / 60:.1f} min, code {m['code']}. "
+        f"Machine: {m['cpus']} CPUs ({m['cpu_model']}), "
         f"{m['memory']}, {m['os']}; Python {m['python']}; Kafka {m['kafka']}; PostgreSQL {m['postgresql']}. "
         "Kafka, PostgreSQL, the contenders and the load generator all share this machine: one run, noisy; "
         "compare ratios (same run) before absolute numbers.",
@@ -676,10 +692,14 @@ def main() -> int:
     parser.add_argument("--sizes", type=ints, default=[1000, 10_000, 100_000, 1_000_000], help="watchlist sizes")
     parser.add_argument("--size-reads", type=int, default=20_000, help="reads per watchlist-size measurement")
     parser.add_argument("--profile-reads", type=int, default=50_000, help="reads under cProfile")
-    parser.add_argument("--worker-timeout", type=float, default=600, help="longest wait for the worker's backlog")
+    parser.add_argument("--stall-seconds", type=float, default=60, help="give up when the worker reads nothing so long")
     args = parser.parse_args()
     command = "python benchmarks/bench_report.py" + "".join(f" {a}" for a in sys.argv[1:])
-    result = asyncio.run(amain(args))
+    try:
+        result = asyncio.run(amain(args))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        say("interrupted; everything it started is stopped and removed")
+        return 130
     elapsed = time.monotonic() - STARTED
     result["when"] = datetime.now(UTC).isoformat(timespec="seconds")
     result["command"] = command
