@@ -44,6 +44,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.commands.replay import Progress, read_lines, replay
 from anpr_stream.devinfra import endpoints
+from anpr_stream.devinfra.kafka import LocalKafka
 from anpr_stream.devinfra.paths import state_dir
 from anpr_stream.matching import WatchlistIndex
 from anpr_stream.policy import MatchPolicy
@@ -266,13 +267,17 @@ def machine(found: endpoints.Endpoints, pg_version: str) -> dict[str, Any]:
         memory = f"{kib / 2**20:.1f} GiB"
     kafka = f"{found.kafka_source} broker at {found.kafka_bootstrap}"
     log = state_dir() / "kafka" / "server.log"
-    if found.kafka_source == "local" and log.is_file():
+    if found.kafka_bootstrap == LocalKafka.from_env().bootstrap and log.is_file():
         reported = re.findall(r"Kafka version: (\S+)", log.read_text(errors="replace"))
         if reported:
             kafka = f"{reported[-1]} (local broker)"
-    revision = subprocess.run(
-        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
-    ).stdout.strip()
+    # BENCH_REVISION: for a run from an exported tree (git archive), which has no .git to ask.
+    revision = (
+        os.environ.get("BENCH_REVISION")
+        or subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
+    )
     return {
         "code": revision or "unknown",
         "cpus": os.cpu_count(),
