@@ -90,7 +90,7 @@ def server_user() -> str | None:
 
 
 @functools.cache
-def _reachable_home(state: Path) -> Path:
+def home_for(state: Path) -> Path:
     """`<state>/postgres`, unless the server's unprivileged user cannot reach it (a checkout below a directory
     private to root, such as /root): then a directory of its own under /var/tmp, named after the checkout's state
     directory so that every command of this checkout finds the same cluster."""
@@ -125,7 +125,7 @@ class LocalPostgres:
     @classmethod
     def from_env(cls) -> LocalPostgres:
         port = int(os.environ.get("ANPR_LOCAL_PG_PORT", DEFAULT_PORT))
-        return cls(port=port, home=_reachable_home(paths.state_dir()))
+        return cls(port=port, home=home_for(paths.state_dir()))
 
     @property
     def data_dir(self) -> Path:

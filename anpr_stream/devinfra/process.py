@@ -40,19 +40,22 @@ def read_pid(pid_file: Path) -> int | None:
 
 
 def spawn_detached(argv: Sequence[str], log_file: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
-    """Start `argv` in its own session (it outlives the caller, e.g. `make infra`), output appended to log_file."""
+    """Start `argv` as a daemon: its own session, reparented to init, output appended to log_file. It outlives the
+    caller (e.g. `make infra`), and no caller holds a child it would have to reap or be warned about."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    pid_file.unlink(missing_ok=True)
+    # setsid --fork: setsid forks the service and exits at once; the shell records its own pid and then execs the
+    # service, so the pid file names the service itself.
+    launcher = ["setsid", "--fork", "sh", "-c", 'echo $$ > "$0"; exec "$@"', str(pid_file), *argv]
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen(
-            list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=env,
-        )
-    pid_file.write_text(f"{proc.pid}\n")
-    return proc.pid
+        subprocess.run(launcher, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pid = read_pid(pid_file)
+        if pid is not None:
+            return pid
+        time.sleep(0.02)
+    raise RuntimeError(f"{argv[0]} did not start (no pid in {pid_file}); see {log_file}")
 
 
 def stop_pid(pid: int, timeout: float = 30.0) -> None:

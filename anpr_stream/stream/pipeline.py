@@ -1,7 +1,8 @@
 """The read pipeline: batches from Kafka through the pure core into PostgreSQL and a Kafka transaction.
 
 Delivery: each batch is (1) matched, (2) written to PostgreSQL in one transaction (idempotent rows), then (3) its
-hits, its dead letters and its consumed offsets are committed in one Kafka transaction. A crash anywhere replays
+hits, its dead letters and its consumed offsets are committed in one Kafka transaction. The three steps run as
+stages on consecutive batches at once, each stage in batch order. A crash anywhere replays
 the batch from the last committed offsets: PostgreSQL ignores rows it has, replayed hits keep their recorded
 suppression decision, and an aborted Kafka transaction is never seen by read_committed consumers. So every valid
 read is stored once and every hit is dispatched once. Offsets are committed by us, never by faust's agent machinery,
@@ -38,26 +39,54 @@ from anpr_stream.stream.watchlist_feed import WatchlistFeed
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-# Connection trouble with PostgreSQL is waited out (consumption stops meanwhile); anything else is a bug.
-DB_RETRIABLE: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncio.TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.InterfaceError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
-)
+# SQLSTATE classes that mean "the server or the connection is unavailable", not "this statement is wrong":
+# 08 connection exception, 53 insufficient resources, 57 operator intervention (shutdown, cannot connect now),
+# 58 system error.
+_RETRIABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})
+
+
+def db_retriable(exc: BaseException) -> bool:
+    """Connection trouble with PostgreSQL is waited out (consumption stops meanwhile); anything else is a bug."""
+    if isinstance(exc, OSError | TimeoutError | asyncpg.InterfaceError | asyncpg.exceptions.InternalClientError):
+        # InternalClientError: asyncpg's state after the server dropped the connection under it (seen when a
+        # pooled connection is reset during a server shutdown).
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        return str(getattr(exc, "sqlstate", "") or "")[:2] in _RETRIABLE_SQLSTATE_CLASSES
+    return False
 
 
 @dataclass(slots=True)
 class Prepared:
-    """A matched batch waiting for the writer."""
+    """A matched batch waiting to be stored."""
 
     result: BatchResult
     hits: list[Hit]
     offsets: dict[TopicPartition, int]
+
+
+@dataclass(slots=True)
+class Stored:
+    """A batch durable in PostgreSQL, waiting for its Kafka transaction."""
+
+    prepared: Prepared
+    payloads: dict[str, bytes]
+
+
+In = TypeVar("In")
+Out = TypeVar("Out")
+
+
+async def _stage(
+    inbox: asyncio.Queue[In | None], outbox: asyncio.Queue[Out | None] | None, work: Callable[[In], Awaitable[Out]]
+) -> None:
+    """Apply `work` to each item in order; None ends the stage and is passed on."""
+    while (item := await inbox.get()) is not None:
+        result = await work(item)
+        if outbox is not None:
+            await outbox.put(result)
+    if outbox is not None:
+        await outbox.put(None)
 
 
 def _phase(name: str, since: float) -> float:
@@ -80,22 +109,35 @@ class ReadPipeline:
         self.policy = MatchPolicy.parse(settings.match_policy)
         self.retention = preset(settings.retention_preset)
         self.stopping = asyncio.Event()
+        self.finished = asyncio.Event()
         self.batches = 0
 
     # -- supervision ------------------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Run sessions until stopped; a session that fails on Kafka is restarted from the committed offsets."""
+        try:
+            await self._run()
+        finally:
+            self.finished.set()
+
+    async def _run(self) -> None:
         await self.feed.ready.wait()
         backoff = 0.5
         while not self.stopping.is_set():
             try:
                 await self._session()
                 backoff = 0.5
-            except (KafkaError, asyncpg.PostgresError) as exc:
+            except KafkaError as exc:
                 log.warning("pipeline session ended (%s: %s); restarting in %.1f s", type(exc).__name__, exc, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+            except Exception:
+                # The worker must not die on anything a batch meets: log it whole, replay from the committed
+                # offsets after a pause (nothing was committed for the failed batch).
+                log.exception("pipeline session failed; restarting in %.1f s", backoff)
+            else:
+                continue
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 10.0)
 
     async def _session(self) -> None:
         s = self.settings
@@ -130,10 +172,15 @@ class ReadPipeline:
             await producer.stop()
 
     async def _consume(self, consumer: AIOKafkaConsumer, producer: AIOKafkaProducer) -> None:
-        """Two stages: this loop fetches and matches batch N+1 while the writer stores and commits batch N. The
-        queue holds one batch, so a slow or absent database stops consumption (bounded memory, backpressure)."""
-        queue: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=1)
-        writer = asyncio.create_task(self._write_loop(queue, producer))
+        """Three stages joined by one-batch queues: this loop fetches and matches batch N+2 while batch N+1 is
+        stored in PostgreSQL and batch N is committed to Kafka. Full queues stop consumption: a slow or absent
+        database means bounded memory and backpressure, never a growing backlog in the worker."""
+        to_store: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=1)
+        to_publish: asyncio.Queue[Stored | None] = asyncio.Queue(maxsize=1)
+        stages = [
+            asyncio.create_task(_stage(to_store, to_publish, self.store)),
+            asyncio.create_task(_stage(to_publish, None, lambda stored: self.publish(stored, producer))),
+        ]
         last_lag = 0.0
         try:
             while not self.stopping.is_set():
@@ -145,34 +192,32 @@ class ReadPipeline:
                         for r in rs
                     ]
                     offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
-                    prepared = self.prepare(records, offsets)
-                    put = asyncio.ensure_future(queue.put(prepared))
-                    await asyncio.wait({put, writer}, return_when=asyncio.FIRST_COMPLETED)
+                    put = asyncio.ensure_future(to_store.put(self.prepare(records, offsets)))
+                    await asyncio.wait({put, *stages}, return_when=asyncio.FIRST_COMPLETED)
                     if not put.done():
                         put.cancel()
-                if writer.done():
-                    writer.result()  # the writer failed: end the session with its error
-                    raise RuntimeError("writer stopped")
+                for stage in stages:
+                    if stage.done():
+                        stage.result()  # a stage failed: end the session with its error
+                        raise RuntimeError("a pipeline stage stopped")
                 if time.monotonic() - last_lag > 2:
                     last_lag = time.monotonic()
                     await self._record_lag(consumer)
-            await queue.put(None)  # stopping: let the writer finish what was matched
-            await writer
+            await to_store.put(None)  # stopping: finish what was matched, in order
+            for stage in stages:
+                await stage
         finally:
-            if not writer.done():
-                writer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await writer
+            for stage in stages:
+                if not stage.done():
+                    stage.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await stage
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():
             high = consumer.highwater(tp)
             if high is not None:
                 metrics.LAG.labels(str(tp.partition)).set(max(0, high - await consumer.position(tp)))
-
-    async def _write_loop(self, queue: asyncio.Queue[Prepared | None], producer: AIOKafkaProducer) -> None:
-        while (prepared := await queue.get()) is not None:
-            await self.commit(prepared, producer)
 
     # -- one batch ----------------------------------------------------------------------------------------------
 
@@ -186,8 +231,8 @@ class ReadPipeline:
         _phase("match", started)
         return Prepared(result, hits, offsets)
 
-    async def commit(self, prepared: Prepared, producer: AIOKafkaProducer) -> None:
-        """Suppression decisions, then PostgreSQL, then one Kafka transaction with hits, dead letters, offsets."""
+    async def store(self, prepared: Prepared) -> Stored:
+        """Suppression decisions, then the batch's passages and hits in one PostgreSQL transaction."""
         s = self.settings
         result, hits = prepared.result, prepared.hits
         clock = time.perf_counter()
@@ -197,12 +242,17 @@ class ReadPipeline:
         detected_at = datetime.now(UTC)
         payloads = {h.hit_id: orjson.dumps(hit_payload(h, self.cameras, detected_at)) for h in hits}
         clock = _phase("decide", clock)
-
         await self._db(lambda: self.sink.write(result.passages, hits, payloads, detected_at))
         metrics.DB_SECONDS.observe(time.perf_counter() - clock)
         metrics.DB_BATCH.observe(len(result.passages))
-        clock = _phase("db", clock)
+        _phase("db", clock)
+        return Stored(prepared, payloads)
 
+    async def publish(self, stored: Stored, producer: AIOKafkaProducer) -> None:
+        """One Kafka transaction: the batch's dead letters, its dispatched hits and its consumed offsets."""
+        s = self.settings
+        result, hits = stored.prepared.result, stored.prepared.hits
+        clock = time.perf_counter()
         async with producer.transaction():
             for rejection in result.rejected:
                 record = rejection.record
@@ -214,8 +264,8 @@ class ReadPipeline:
                 await producer.send(s.topics.dlq, value=record.value, key=record.key, headers=headers)
             for hit in hits:
                 if hit.dispatch:
-                    await producer.send(s.topics.hits, value=payloads[hit.hit_id], key=hit.hit_id.encode())
-            await producer.send_offsets_to_transaction(prepared.offsets, s.consumer_group)
+                    await producer.send(s.topics.hits, value=stored.payloads[hit.hit_id], key=hit.hit_id.encode())
+            await producer.send_offsets_to_transaction(stored.prepared.offsets, s.consumer_group)
         committed = datetime.now(UTC)
         _phase("kafka", clock)
         self.batches += 1
@@ -246,7 +296,9 @@ class ReadPipeline:
         while True:
             try:
                 return await operation()
-            except DB_RETRIABLE as exc:
+            except Exception as exc:
+                if not db_retriable(exc):
+                    raise
                 metrics.DB_RETRIES.inc()
                 log.warning("database unavailable (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)

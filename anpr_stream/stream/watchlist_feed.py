@@ -9,6 +9,7 @@ import logging
 
 import orjson
 from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import ConsumerStoppedError
 from aiokafka.structs import ConsumerRecord
 
 from anpr_stream import metrics
@@ -80,7 +81,10 @@ class WatchlistFeed:
         consumer = self._consumer
         assert consumer is not None, "start() first"
         while True:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
+            try:
+                batch = await consumer.getmany(timeout_ms=1000, max_records=10000)
+            except ConsumerStoppedError:
+                return  # stop() was called: the worker is shutting down
             if not batch:
                 continue
             upserts: dict[str, WatchlistEntry] = {}

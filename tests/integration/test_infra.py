@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from kafka import KafkaConsumer, KafkaProducer
 
 from anpr_stream.devinfra.kafka import DEFAULT_VERSION, LocalKafka, broker_answers
+from anpr_stream.devinfra.postgres import home_for
 from tests.conftest import Infra, record_server_version
 
 pytestmark = pytest.mark.integration
@@ -171,7 +172,8 @@ def test_private_instance_recovers_from_kill_and_stale_pid() -> None:
         assert ":56532/" in exports["ANPR_DATABASE_URL"]
 
         kafka_pid = int((tmp_path / "state" / "kafka" / "kafka.pid").read_text())
-        pg_pid = int((tmp_path / "state" / "postgres" / "data" / "postmaster.pid").read_text().split()[0])
+        pg_home = home_for((tmp_path / "state").resolve())  # in the state dir, or /var/tmp when unreachable
+        pg_pid = int((pg_home / "data" / "postmaster.pid").read_text().split()[0])
         os.kill(kafka_pid, signal.SIGKILL)
         os.kill(pg_pid, signal.SIGKILL)
         _wait_gone(kafka_pid)
