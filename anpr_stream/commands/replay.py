@@ -19,6 +19,8 @@ from typing import IO, Any
 
 import orjson
 
+from anpr_stream.commands import arguments
+
 EXIT_OK = 0
 EXIT_BROKER = 1
 EXIT_USAGE = 2
@@ -47,29 +49,15 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"topic (default {DEFAULT_TOPIC})")
     parser.add_argument("--bootstrap", default=None, help=f"Kafka bootstrap servers (default ${KAFKA_ENV})")
     pace = parser.add_mutually_exclusive_group()
-    pace.add_argument("--speed", type=_positive, default=None, help="real time times X, by observed_at gaps")
+    pace.add_argument(
+        "--speed", type=arguments.positive_float, default=None, help="real time times X, by observed_at gaps"
+    )
     pace.add_argument("--as-fast-as-possible", action="store_true", help="no pacing (the default without --speed)")
     parser.add_argument(
         "--shift-to-now", action="store_true", help="rewrite observed_at so the first read is now, gaps kept"
     )
-    parser.add_argument("--limit", type=_count, default=None, help="send at most N lines")
+    parser.add_argument("--limit", type=arguments.count, default=None, help="send at most N lines")
     parser.set_defaults(handler=_replay)
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
-
-
-def _count(text: str) -> int:
-    if not text.isdigit():
-        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative integer")
-    return int(text)
 
 
 def _open(path: Path) -> gzip.GzipFile | io.BufferedReader:

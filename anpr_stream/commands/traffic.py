@@ -5,44 +5,17 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from anpr_stream.cameras import CameraRegistry
-from anpr_stream.rfc3339 import parse_rfc3339
+from anpr_stream.commands import arguments
 from anpr_stream.traffic import GroundTruth, generate, plant_watchlist
 from anpr_stream.traffic.output import truth_document, write_reads, write_truth, write_watchlist
 
 EXIT_OK = 0
 EXIT_USAGE = 2
-
-
-def _timestamp(text: str) -> datetime:
-    try:
-        return parse_rfc3339(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 1")
-    return value
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be positive")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -61,16 +34,26 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     gen.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    gen.add_argument("--start", type=_timestamp, required=True, help="RFC 3339 start, e.g. 2026-11-26T04:00:00+01:00")
-    gen.add_argument("--hours", type=_positive, required=True, help="duration in hours (fractions allowed)")
     gen.add_argument(
-        "--reads-per-day", type=_positive, default=150_000, help="reads on a weekday over all cameras (default 150000)"
+        "--start", type=arguments.timestamp, required=True, help="RFC 3339 start, e.g. 2026-11-26T04:00:00+01:00"
+    )
+    gen.add_argument(
+        "--hours", type=arguments.positive_float, required=True, help="duration in hours (fractions allowed)"
+    )
+    gen.add_argument(
+        "--reads-per-day",
+        type=arguments.positive_float,
+        default=150_000,
+        help="reads on a weekday over all cameras (default 150000)",
     )
     gen.add_argument("--out", type=Path, required=True, help="reads file, FILE.jsonl.gz (or .jsonl)")
     gen.add_argument("--watchlist-out", type=Path, required=True, help="watchlist CSV for the planted vehicles")
     gen.add_argument("--truth-out", type=Path, required=True, help="ground truth JSON")
     gen.add_argument(
-        "--invalid-rate", type=_fraction, default=0.0, help="fraction of extra invalid lines for DLQ demos (default 0)"
+        "--invalid-rate",
+        type=arguments.fraction,
+        default=0.0,
+        help="fraction of extra invalid lines for DLQ demos (default 0)",
     )
     gen.add_argument("--cameras", type=Path, default=None, help="camera registry CSV (default deploy/cameras.csv)")
     gen.set_defaults(handler=_generate)

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from anpr_stream.commands import arguments
 from anpr_stream.commands.match import (
     EXIT_OK,
     EXIT_SKIPPED,
@@ -19,25 +20,11 @@ from anpr_stream.commands.match import (
 )
 from anpr_stream.commands.watchlist_load import add_load_command
 from anpr_stream.matching import WatchlistIndex
-from anpr_stream.rfc3339 import parse_rfc3339
 from anpr_stream.watchlists import load_watchlists
 from anpr_stream.watchlists.stats import estimate_false_hits, list_stats
 
 # The zone's mean daily reads (DOMAIN.md: 1e5-3e5 a day).
 DEFAULT_READS_PER_DAY = 200_000
-
-
-def timestamp_arg(text: str) -> datetime:
-    try:
-        return parse_rfc3339(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def positive_int(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError("must be a positive integer")
-    return int(text)
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -55,11 +42,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     stats.add_argument("files", nargs="+", metavar="FILE", help="watchlist CSV files")
     add_policy_options(stats)
-    stats.add_argument("--at", type=timestamp_arg, default=None, help="judge validity at this RFC 3339 time (now)")
-    stats.add_argument("--samples", type=positive_int, default=20_000, help="synthetic plates (20000)")
+    stats.add_argument(
+        "--at", type=arguments.timestamp, default=None, help="judge validity at this RFC 3339 time (now)"
+    )
+    stats.add_argument("--samples", type=arguments.positive_int, default=20_000, help="synthetic plates (20000)")
     stats.add_argument("--seed", type=int, default=1, help="random seed of the synthetic traffic (1)")
     stats.add_argument(
-        "--reads-per-day", type=positive_int, default=DEFAULT_READS_PER_DAY, help="to express shares as hits a day"
+        "--reads-per-day",
+        type=arguments.positive_int,
+        default=DEFAULT_READS_PER_DAY,
+        help="to express shares as hits a day",
     )
     stats.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     stats.set_defaults(handler=run_stats)

@@ -11,20 +11,10 @@ from zoneinfo import ZoneInfo
 
 from anpr_stream.cameras import Camera
 from anpr_stream.traffic.plates import compact, random_country, random_plate
+from anpr_stream.watchlists import ENTRY_FIELDS
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
-WATCHLIST_FIELDS: tuple[str, ...] = (
-    "entry_id",
-    "list",
-    "plate",
-    "country",
-    "priority",
-    "action",
-    "valid_from",
-    "valid_until",
-    "reference",
-    "covert",
-)
+WATCHLIST_FIELDS: tuple[str, ...] = ENTRY_FIELDS
 # Itinerant gangs cross in at night: local hours counted as night for their entry.
 NIGHT_HOURS = frozenset({22, 23, 0, 1, 2, 3, 4})
 # Biker convoys ride by day and in the evening.
