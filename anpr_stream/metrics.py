@@ -23,6 +23,12 @@ LATENCY = Histogram(
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,
 )
+FETCH_DELAY = Histogram(
+    "anpr_fetch_delay_seconds",
+    "From the newest read's Kafka timestamp to its batch reaching the worker (consumer-side delay)",
+    buckets=LATENCY_BUCKETS,
+    registry=REGISTRY,
+)
 DB_BATCH = Histogram(
     "anpr_db_batch_rows",
     "Passages written per database batch",

@@ -192,6 +192,7 @@ class ReadPipeline:
                         for r in rs
                     ]
                     offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
+                    metrics.FETCH_DELAY.observe(time.time() - max(r.timestamp_ms for r in records) / 1000)
                     put = asyncio.ensure_future(to_store.put(self.prepare(records, offsets)))
                     await asyncio.wait({put, *stages}, return_when=asyncio.FIRST_COMPLETED)
                     if not put.done():
