@@ -42,8 +42,8 @@ WATCHLIST_ENTRIES = Gauge("anpr_watchlist_entries", "Entries in the live watchli
 WATCHLIST_UPDATES = Counter("anpr_watchlist_updates", "Watchlist topic records applied", ["outcome"], registry=REGISTRY)
 PHASE_SECONDS = Histogram(
     "anpr_batch_phase_seconds",
-    "Where a batch's time goes: match (decode+validate+match), decide (suppression lookup), db (write), "
-    "kafka (hits, dead letters and offsets in one transaction)",
+    "Where a batch's time goes: match (decode, validate, match), db (suppression decisions and the write, one "
+    "transaction), kafka (hits, dead letters and offsets in one transaction)",
     ["phase"],
     buckets=LATENCY_BUCKETS,
     registry=REGISTRY,

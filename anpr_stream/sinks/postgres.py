@@ -3,7 +3,8 @@ CONFLICT DO NOTHING, so a redelivered read or hit never makes a second row."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import AsyncIterator, Iterable
 from datetime import UTC, date, datetime, timedelta
 
 import asyncpg
@@ -53,8 +54,20 @@ class PostgresSink:
                 await conn.execute("SELECT ensure_passage_partition($1)", day)
         self._days.update(missing)
 
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """One connection in one transaction for a whole batch: decisions read and rows written together."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            yield conn
+
+    async def ensure_partitions_for(self, passages: list[Passage], now: datetime) -> None:
+        """Today's partition and the next `days_ahead`, and every day this batch needs (cached: free when known)."""
+        today = now.astimezone(UTC).date()
+        ahead = {today + timedelta(days=n) for n in range(self.days_ahead + 1)}
+        await self.ensure_partitions(ahead | {p.reading.observed_at.astimezone(UTC).date() for p in passages})
+
     async def stored_decisions(
-        self, hits: list[Hit], window: timedelta
+        self, conn: asyncpg.Connection, hits: list[Hit], window: timedelta
     ) -> tuple[dict[str, bool], dict[tuple[str, str], list[datetime]]]:
         """Decisions already recorded for these hits (replays keep them), and the dispatched hits per key within
         the window around this batch (repeat suppression survives restarts because it lives here)."""
@@ -66,23 +79,22 @@ class PostgresSink:
         low = min(h.observed_at for h in hits) - window
         high = max(h.observed_at for h in hits) + window
         # One round trip: the recorded decisions (kind 's') and the dispatched neighbours (kind 'd').
-        async with self.pool.acquire() as conn:
-            rows = await conn.fetch(
-                """SELECT 's' AS kind, hit_id::text AS hit_id, suppressed, NULL AS plate_class, NULL AS entry_id,
-                          NULL::timestamptz AS observed_at
-                   FROM hits WHERE hit_id = ANY($5::uuid[])
-                   UNION ALL
-                   SELECT 'd', NULL, NULL, h.plate_class, h.entry_id, h.observed_at
-                   FROM hits h JOIN unnest($1::text[], $2::text[]) AS k(plate_class, entry_id)
-                     ON h.plate_class = k.plate_class AND h.entry_id = k.entry_id
-                   WHERE NOT h.suppressed AND h.dispatch AND h.observed_at BETWEEN $3 AND $4
-                     AND NOT (h.hit_id = ANY($5::uuid[]))""",
-                classes,
-                entries,
-                low,
-                high,
-                ids,
-            )
+        rows = await conn.fetch(
+            """SELECT 's' AS kind, hit_id::text AS hit_id, suppressed, NULL AS plate_class, NULL AS entry_id,
+                      NULL::timestamptz AS observed_at
+               FROM hits WHERE hit_id = ANY($5::uuid[])
+               UNION ALL
+               SELECT 'd', NULL, NULL, h.plate_class, h.entry_id, h.observed_at
+               FROM hits h JOIN unnest($1::text[], $2::text[]) AS k(plate_class, entry_id)
+                 ON h.plate_class = k.plate_class AND h.entry_id = k.entry_id
+               WHERE NOT h.suppressed AND h.dispatch AND h.observed_at BETWEEN $3 AND $4
+                 AND NOT (h.hit_id = ANY($5::uuid[]))""",
+            classes,
+            entries,
+            low,
+            high,
+            ids,
+        )
         stored_rows = [row for row in rows if row["kind"] == "s"]
         dispatched_rows = [row for row in rows if row["kind"] == "d"]
         stored = {row["hit_id"]: row["suppressed"] for row in stored_rows}
@@ -91,13 +103,17 @@ class PostgresSink:
             dispatched.setdefault((row["plate_class"], row["entry_id"]), []).append(row["observed_at"])
         return stored, dispatched
 
-    async def write(self, passages: list[Passage], hits: list[Hit], payloads: dict[str, bytes], now: datetime) -> None:
-        """One transaction: all of the batch is durable, or none of it."""
+    async def write(
+        self,
+        conn: asyncpg.Connection,
+        passages: list[Passage],
+        hits: list[Hit],
+        payloads: dict[str, bytes],
+        now: datetime,
+    ) -> None:
+        """Within the caller's transaction (`transaction()`): all of the batch is durable, or none of it."""
         if not passages and not hits:
             return
-        today = now.astimezone(UTC).date()
-        ahead = {today + timedelta(days=n) for n in range(self.days_ahead + 1)}  # cached: free after the first batch
-        await self.ensure_partitions(ahead | {p.reading.observed_at.astimezone(UTC).date() for p in passages})
         with_hit = {h.passage.reading.read_id for h in hits}
         passage_rows = [
             (
@@ -140,18 +156,17 @@ class PostgresSink:
             )
             for h in hits
         ]
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(_STAGING)
-            if passage_rows:
-                try:
-                    # Fast path: COPY straight into the partitioned table. A batch replayed after a crash meets
-                    # its own rows (unique violation): then the savepoint is undone and the slower staging
-                    # path inserts only what is missing.
-                    async with conn.transaction():
-                        await conn.copy_records_to_table("passages", records=passage_rows, columns=_PASSAGE_COLUMNS)
-                except asyncpg.UniqueViolationError:
-                    await conn.copy_records_to_table("passages_in", records=passage_rows, columns=_PASSAGE_COLUMNS)
-                    await conn.execute(_INSERT_PASSAGES)
-            if hit_rows:
-                await conn.copy_records_to_table("hits_in", records=hit_rows, columns=_HIT_COLUMNS)
-                await conn.execute(_INSERT_HITS)
+        await conn.execute(_STAGING)
+        if passage_rows:
+            try:
+                # Fast path: COPY straight into the partitioned table. A batch replayed after a crash meets
+                # its own rows (unique violation): then the savepoint is undone and the slower staging
+                # path inserts only what is missing.
+                async with conn.transaction():
+                    await conn.copy_records_to_table("passages", records=passage_rows, columns=_PASSAGE_COLUMNS)
+            except asyncpg.UniqueViolationError:
+                await conn.copy_records_to_table("passages_in", records=passage_rows, columns=_PASSAGE_COLUMNS)
+                await conn.execute(_INSERT_PASSAGES)
+        if hit_rows:
+            await conn.copy_records_to_table("hits_in", records=hit_rows, columns=_HIT_COLUMNS)
+            await conn.execute(_INSERT_HITS)

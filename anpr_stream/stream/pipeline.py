@@ -233,17 +233,23 @@ class ReadPipeline:
         return Prepared(result, hits, offsets)
 
     async def store(self, prepared: Prepared) -> Stored:
-        """Suppression decisions, then the batch's passages and hits in one PostgreSQL transaction."""
+        """Suppression decisions and the batch's passages and hits: one connection, one PostgreSQL transaction."""
         s = self.settings
         result, hits = prepared.result, prepared.hits
         clock = time.perf_counter()
-        if hits:
-            stored, dispatched = await self._db(lambda: self.sink.stored_decisions(hits, s.suppression_window))
-            decide_suppression(hits, stored, dispatched, s.suppression_window)
-        detected_at = datetime.now(UTC)
-        payloads = {h.hit_id: orjson.dumps(hit_payload(h, self.cameras, detected_at)) for h in hits}
-        clock = _phase("decide", clock)
-        await self._db(lambda: self.sink.write(result.passages, hits, payloads, detected_at))
+        await self._db(lambda: self.sink.ensure_partitions_for(result.passages, datetime.now(UTC)))
+
+        async def attempt() -> dict[str, bytes]:
+            async with self.sink.transaction() as conn:
+                if hits:
+                    stored, dispatched = await self.sink.stored_decisions(conn, hits, s.suppression_window)
+                    decide_suppression(hits, stored, dispatched, s.suppression_window)
+                detected_at = datetime.now(UTC)
+                payloads = {h.hit_id: orjson.dumps(hit_payload(h, self.cameras, detected_at)) for h in hits}
+                await self.sink.write(conn, result.passages, hits, payloads, detected_at)
+            return payloads
+
+        payloads = await self._db(attempt)  # retried whole: decisions are re-read with the rows they go with
         metrics.DB_SECONDS.observe(time.perf_counter() - clock)
         metrics.DB_BATCH.observe(len(result.passages))
         _phase("db", clock)
