@@ -595,8 +595,8 @@ def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[
         f"repeats, planted gang/convoy/stolen vehicles and their list), {r['reads']:,} reads published with "
         f"`anpr_stream.commands.replay.replay` as fast as possible ({r['replay']['seconds']} s) to a 6-partition "
         "topic of this run. Lists: the sample lists, the planted list, and 20,000 plates for the latency runs.",
-        "- Each contender reads the same topic from the start with its own consumer group, alone on the machine "
-        "(the others stopped). The worker runs with its defaults (policy `default=fuzzy:0`, batches of 2,000) as "
+        "- Each contender reads the same topic from the start with its own consumer group, one at a time (the "
+        "previous one stopped). The worker runs with its defaults (policy `default=fuzzy:0`, batches of 2,000) as "
         "a subprocess; its progress comes from `anpr_reads_total` on its metrics endpoint every 0.25 s.",
         "- The faust baseline (`benchmarks/faust_agent_baseline.py`): `@app.agent(topic)`, `async for value in "
         "stream`, concurrency 1, faust's own offset commits; per read `process_batch` on a batch of one and "

@@ -11,8 +11,10 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
 
 Timeline = Sequence[tuple[float, float]]  # (time.time(), reads so far)
+PLAIN = FuncFormatter(lambda value, _: f"{value:,.0f}")  # 100, 200 on log axes, not 10^2, 2x10^2
 COLOURS = {"raw": "#7f7f7f", "worker": "#1f77b4", "faust": "#d62728", "faust_db": "#ff7f0e"}
 
 
@@ -22,7 +24,7 @@ def rates(timeline: Timeline, window: float = 0.5) -> list[tuple[float, float]]:
         return []
     t0 = timeline[0][0]
     end = timeline[-1][0] - t0
-    if end <= window:  # shorter than one window: its average, drawn as a flat segment
+    if end < 2 * window:  # too short for windows: its average, drawn as a flat segment
         rate = (timeline[-1][1] - timeline[0][1]) / end if end > 0 else 0.0
         return [(0.0, rate), (end, rate)]
 
@@ -46,7 +48,9 @@ def throughput(timelines: Mapping[str, tuple[str, Timeline]], path: Path) -> Non
     for key, (label, timeline) in timelines.items():
         points = rates(timeline)
         if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], label=label, color=COLOURS.get(key), lw=1.8)
+            marker = "o" if len(points) <= 3 else None  # a run shorter than a second is a short segment
+            xs, ys = [p[0] for p in points], [p[1] for p in points]
+            ax.plot(xs, ys, label=label, color=COLOURS.get(key), lw=1.8, marker=marker, ms=4)
     ax.set_yscale("log")
     ax.set_xlabel("seconds since the contender's first read")
     ax.set_ylabel("reads/s (0.5 s windows, log scale)")
@@ -69,6 +73,8 @@ def latency_cdf(samples_ms: Sequence[float], summary: Mapping[str, Any], path: P
             value = summary[f"{name}_ms"]
             ax.axvline(value, color="#444", ls=style, lw=1, label=f"{name} {value:.0f} ms")
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(PLAIN)
+    ax.xaxis.set_minor_formatter(PLAIN)
     ax.set_xlabel("ms from the read's Kafka append to the hit readable (read_committed) on the hits topic")
     ax.set_ylabel("share of hits")
     offered, achieved = summary["offered_rate"], summary["achieved_rate"]
@@ -110,6 +116,8 @@ def latency_vs_rate(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
         ax.annotate(f"offered {r['offered_rate']:,}", (r["achieved_rate"], r["p99_ms"]), fontsize=7,
                     textcoords="offset points", xytext=(4, 6))  # fmt: skip
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(PLAIN)
+    ax.yaxis.set_minor_formatter(PLAIN)
     ax.set_xlabel("reads/s achieved by the load generator")
     ax.set_ylabel("hit latency, ms (log scale)")
     ax.set_title("Hit latency against offered load (one worker, every passage to PostgreSQL)")
