@@ -558,15 +558,17 @@ def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[
         )
     out += ["", images("watchlist_size.png"), "", "## Where the worker's time goes", ""]
     out += [
-        "From the worker's `anpr_batch_phase_seconds` histogram: *match* (decode, validate, match; the match stage, "
-        "overlapping the writer), *decide* (repeat-suppression lookup), *db* (the batch's PostgreSQL transaction), "
-        "*kafka* (hits, dead letters and offsets in one transaction). Share of the summed phase time.",
+        "From the worker's `anpr_batch_phase_seconds` histogram: *match* (decode, validate, match; overlaps the "
+        "writing of the batch before), *db* (repeat-suppression decisions and the batch's rows in PostgreSQL), "
+        "*kafka* (hits, dead letters and offsets in one transaction); a *decide* phase, where the worker reports it "
+        "apart, is the suppression lookup. Share of the summed phase time.",
         "",
         "| phase | backlog: share | ms/batch | paced (latency runs): share | ms/batch |",
         "|---|---:|---:|---:|---:|",
     ]
     backlog, paced = r["phases"]["backlog"], r["phases"]["paced"]
-    for phase in ("match", "decide", "db", "kafka"):
+    known = ["match", "decide", "db", "kafka"]
+    for phase in [p for p in known if p in backlog or p in paced] + sorted(set(backlog) - set(known)):
         b, p = backlog.get(phase, {}), paced.get(phase, {})
         out.append(
             f"| {phase} | {100 * b.get('share', 0):.0f}% | {b.get('ms_per_batch', 0):.1f} | "
