@@ -97,7 +97,7 @@ async def worker_backlog(
     """Start the worker (added to `procs`, for the clean-up) on the backlog; its progress every 0.25 s from
     `anpr_reads_total` (all outcomes). Gives up when nothing was read for `stall` seconds."""
     port = env["ANPR_METRICS_PORT"]
-    log = RESULTS / "bench-worker.log"
+    log = RESULTS / "report-worker.log"  # not bench_pipeline's bench-worker.log: both may run on one machine
     proc = bp.start_worker(env, log)
     procs.append(proc)
     timeline: list[tuple[float, float]] = []
@@ -126,10 +126,10 @@ async def faust_backlog(
 ) -> list[tuple[float, float]]:
     """Run the faust baseline as a subprocess until it has done `expected` reads or run `seconds` since its first
     read; its progress comes from the file it appends to."""
-    progress = RESULTS / f"faust-{label}.progress"
+    progress = RESULTS / f"report-faust-{label}.progress"
     progress.unlink(missing_ok=True)
     progress.touch()
-    with open(RESULTS / f"faust-{label}.log", "wb") as log:
+    with open(RESULTS / f"report-faust-{label}.log", "wb") as log:
         proc = subprocess.Popen(
             [sys.executable, str(FAUST_BASELINE), *args, "--progress", str(progress)],
             cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -347,11 +347,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         planting = plant_watchlist(7, start, window, cameras)
         stream = generate(7, start, window, args.reads * 1.6, cameras=cameras, planting=planting)
         stats = write_reads(traffic, (r for _, r in zip(range(args.reads), stream, strict=False)))
-        planted_list = RESULTS / "bench-planted-list.csv"
+        planted_list = RESULTS / f"report-planted-list-{tag}.csv"
         write_watchlist(planted_list, planting)
         # Latency runs: every 50th read a listed plate, each run its own plates, so no hit is a suppressed repeat.
         listed = [f"7-{a}{b}{c}-{n:03d}" for a in "HK" for b in "TW" for c in "KMPRV" for n in range(1000)]
-        listed_file = RESULTS / "bench-latency-list.csv"
+        listed_file = RESULTS / f"report-latency-list-{tag}.csv"
         bp.write_listed(listed_file, listed)
         lists = [Path(p) for p in bp.LISTS] + [planted_list, listed_file]
         for step in (["migrate"], ["watchlist", "load", *map(str, lists)]):
@@ -436,7 +436,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await drop_schemas(found.database_url, [schema, faust_schema])
         with contextlib.suppress(Exception):
             await remove_topics(found.kafka_bootstrap, tag)
-        traffic.unlink(missing_ok=True)
+        for scratch in (traffic, *(RESULTS / f"report-{name}-list-{tag}.csv" for name in ("planted", "latency"))):
+            scratch.unlink(missing_ok=True)
         shutil.rmtree(faust_datadir, ignore_errors=True)
 
     def phases(measured: dict[str, tuple[float, float]]) -> dict[str, dict[str, float]]:
