@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "anpr_stream.commands.traffic",
     "anpr_stream.commands.replay",
     "anpr_stream.commands.demo",
+    "anpr_stream.commands.audit",
 )
 
 EXIT_OK = 0

@@ -1,0 +1,216 @@
+"""Retention purge and the audit log on the real database: purge correctness over ~400 days of passages, audit
+tamper detection (update, delete, insert in the middle), and the service role's missing UPDATE/DELETE privileges."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import asyncpg
+import pytest
+
+from anpr_stream.audit import AuditRecord, StoredRow, row_hash
+from anpr_stream.audit.log import append_audit, verify_audit
+from tests.integration.conftest import Namespace
+
+pytestmark = pytest.mark.integration
+
+
+async def _append(conn: asyncpg.Connection, n: int, start: int = 0) -> list[StoredRow]:
+    rows = []
+    for i in range(start, start + n):
+        record = AuditRecord(
+            actor=f"inspector{i % 3}", role="investigator", endpoint="/passages", allowed=i % 4 != 0,
+            parameters={"plate": f"1ABC{i:03d}", "from": "2026-01-01T00:00:00Z", "limit": 100, "ratio": 0.1 * i},
+            purpose="burglary series", case_reference=f"LM.{i}", authorisation_reference=None,
+            reason=None if i % 4 else "no authorisation for data older than 30 days", result_count=i,
+        )  # fmt: skip
+        rows.append(await append_audit(conn, record))
+    return rows
+
+
+async def _tamper(conn: asyncpg.Connection, sql: str, *args: object) -> None:
+    """The owner (or a superuser) gets past the append-only trigger only by disabling it: the attacker we verify."""
+    async with conn.transaction():
+        await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+        await conn.execute(sql, *args)
+        await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
+
+
+def _verify_cli(ns: Namespace) -> tuple[int, str]:
+    done = ns.cli("audit", "verify")
+    return done.returncode, done.stdout.decode() + done.stderr.decode()
+
+
+async def test_audit_chain_intact_and_recomputable(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        rows = await _append(conn, 6)
+        stored = await conn.fetch("SELECT *, parameters::text AS parameters_json FROM audit_log ORDER BY id")
+        prev = "0" * 64
+        for row, mine in zip(stored, rows, strict=True):
+            # Independent recomputation: sha256(prev_hash || canonical JSON) from the stored columns.
+            fields = {
+                "id": row["id"], "at": row["at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "actor": row["actor"],
+                "role": row["role"], "endpoint": row["endpoint"], "parameters": row["parameters_json"],
+                "purpose": row["purpose"], "case_reference": row["case_reference"],
+                "authorisation_reference": row["authorisation_reference"], "allowed": row["allowed"],
+                "reason": row["reason"], "result_count": row["result_count"],
+            }  # fmt: skip
+            canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            assert row["prev_hash"] == prev
+            assert row["row_hash"] == hashlib.sha256(prev.encode() + canonical).hexdigest() == mine.row_hash
+            assert row_hash(prev, mine) == mine.row_hash
+            prev = row["row_hash"]
+        assert json.loads(stored[2]["parameters_json"]) == {
+            "plate": "1ABC002", "from": "2026-01-01T00:00:00Z", "limit": 100, "ratio": 0.2,
+        }  # fmt: skip
+        result = await verify_audit(conn)
+        assert result.intact and result.rows == 6 and result.last_id == rows[-1].id
+    finally:
+        await conn.close()
+    code, out = _verify_cli(namespace)
+    assert code == 0, out
+    assert "intact: 6 rows" in out
+
+
+async def test_empty_audit_log_is_intact(namespace: Namespace) -> None:
+    code, out = _verify_cli(namespace)
+    assert code == 0, out
+    assert "intact: 0 rows" in out
+
+
+async def test_update_is_detected_and_named(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        rows = await _append(conn, 8)
+        await _tamper(conn, "UPDATE audit_log SET result_count = 0 WHERE id = $1", rows[3].id)
+    finally:
+        await conn.close()
+    code, out = _verify_cli(namespace)
+    assert code == 1, out
+    assert f"altered: row id {rows[3].id}" in out
+
+
+async def test_update_with_rehash_is_detected(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        rows = await _append(conn, 8)
+        target = rows[4]
+        forged = StoredRow(**{**target.__dict__, "actor": "someone-else"})
+        forged = StoredRow(**{**forged.__dict__, "row_hash": row_hash(forged.prev_hash, forged)})
+        await _tamper(conn, "UPDATE audit_log SET actor = $2, row_hash = $3 WHERE id = $1", target.id,
+                      forged.actor, forged.row_hash)  # fmt: skip
+    finally:
+        await conn.close()
+    code, out = _verify_cli(namespace)
+    assert code == 1, out
+    assert f"altered: row id {target.id}" in out
+
+
+async def test_delete_in_the_middle_is_detected_and_named(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        rows = await _append(conn, 8)
+        await _tamper(conn, "DELETE FROM audit_log WHERE id = $1", rows[5].id)
+    finally:
+        await conn.close()
+    code, out = _verify_cli(namespace)
+    assert code == 1, out
+    assert f"removed: row id {rows[5].id}" in out
+
+
+async def test_delete_of_the_first_row_is_detected(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        rows = await _append(conn, 4)
+        await _tamper(conn, "DELETE FROM audit_log WHERE id = $1", rows[0].id)
+    finally:
+        await conn.close()
+    code, out = _verify_cli(namespace)
+    assert code == 1, out
+    assert f"removed: row id {rows[0].id}" in out
+
+
+@pytest.mark.parametrize("forger_rehashes", [True, False])
+async def test_insert_in_the_middle_is_detected_and_named(namespace: Namespace, forger_rehashes: bool) -> None:
+    conn = await namespace.db()
+    try:
+        rows = await _append(conn, 4)
+        # A rolled-back append leaves an unused id: room for a forged row between two real ones.
+        tx = conn.transaction()
+        await tx.start()
+        gap = await append_audit(conn, AuditRecord(actor="x", role="x", endpoint="/x", allowed=False))
+        await tx.rollback()
+        rows += await _append(conn, 4, start=4)
+        before = rows[3]
+        forged = StoredRow(**{**before.__dict__, "id": gap.id, "actor": "forger", "prev_hash": before.row_hash})
+        forged = StoredRow(**{**forged.__dict__, "row_hash": row_hash(forged.prev_hash, forged) if forger_rehashes
+                              else hashlib.sha256(b"anything").hexdigest()})  # fmt: skip
+        await conn.execute(
+            """INSERT INTO audit_log (id, at, actor, role, endpoint, parameters, purpose, case_reference,
+                   authorisation_reference, allowed, reason, result_count, prev_hash, row_hash)
+               VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9, $10, $11, $12, $13, $14)""",
+            forged.id, forged.at, forged.actor, forged.role, forged.endpoint, forged.parameters_json, forged.purpose,
+            forged.case_reference, forged.authorisation_reference, forged.allowed, forged.reason,
+            forged.result_count, forged.prev_hash, forged.row_hash,
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    code, out = _verify_cli(namespace)
+    assert code == 1, out
+    assert f"inserted: row id {gap.id}" in out
+
+
+async def test_append_only_for_everyone_while_the_trigger_stands(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        rows = await _append(conn, 2)
+        for sql in ("UPDATE audit_log SET actor = 'x' WHERE id = $1", "DELETE FROM audit_log WHERE id = $1"):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+                await conn.execute(sql, rows[0].id)
+        with pytest.raises(asyncpg.InsufficientPrivilegeError, match="append-only"):
+            await conn.execute("TRUNCATE audit_log")
+    finally:
+        await conn.close()
+
+
+async def test_service_role_may_append_but_not_update_or_delete(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        await _append(conn, 2)
+        # The trigger would refuse too; disable it so that the privileges alone are what refuses.
+        await conn.execute("ALTER TABLE audit_log DISABLE TRIGGER USER")
+        await conn.execute("SET ROLE anpr_service")
+        appended = await append_audit(conn, AuditRecord(actor="svc", role="service", endpoint="/hits", allowed=True))
+        assert appended.id > 0
+        assert await conn.fetchval("SELECT count(*) FROM audit_log") == 3
+        for sql in (
+            "UPDATE audit_log SET actor = 'x'",
+            "DELETE FROM audit_log",
+            "TRUNCATE audit_log",
+            "ALTER TABLE audit_log DISABLE TRIGGER USER",
+        ):
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute(sql)
+        await conn.execute("RESET ROLE")
+        await conn.execute("ALTER TABLE audit_log ENABLE TRIGGER USER")
+        assert (await verify_audit(conn)).intact
+    finally:
+        await conn.close()
+
+
+async def test_migrate_twice_and_role_exists_across_schemas(namespace: Namespace) -> None:
+    again = namespace.cli("migrate")
+    assert again.returncode == 0, again.stderr.decode()
+    assert b"up to date" in again.stdout
+    conn = await namespace.db()
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM pg_roles WHERE rolname = 'anpr_service'") == 1
+        privileges = await conn.fetchval(
+            "SELECT array_agg(privilege_type::text ORDER BY privilege_type) FROM information_schema.role_table_grants "
+            "WHERE grantee = 'anpr_service' AND table_name = 'audit_log' AND table_schema = current_schema()"
+        )
+        assert privileges == ["INSERT", "SELECT"]
+    finally:
+        await conn.close()
