@@ -1,5 +1,24 @@
-"""GDPR retention: how long each class of data may be kept and who may see it when (pure policy)."""
+"""GDPR retention: how long each class of data may be kept and who may see it when (pure policy; the purge job that
+needs the database is `anpr_stream.retention.purge`, imported on its own)."""
 
-from anpr_stream.retention.policy import PRESETS, RetentionPolicy, preset
+from anpr_stream.retention.policy import (
+    PRESETS,
+    Access,
+    DataClass,
+    RetentionPolicy,
+    authorisation_covers,
+    policy_from_env,
+    preset,
+    required_authorisation,
+)
 
-__all__ = ["PRESETS", "RetentionPolicy", "preset"]
+__all__ = [
+    "PRESETS",
+    "Access",
+    "DataClass",
+    "RetentionPolicy",
+    "authorisation_covers",
+    "policy_from_env",
+    "preset",
+    "required_authorisation",
+]
