@@ -17,10 +17,16 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     parser.add_argument("--keep-running", action="store_true", help="leave the worker running after the summary")
-    parser.set_defaults(handler=lambda args: _run(args.keep_running))
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=720.0,
+        help="replay at this many times real time (default 720: six hours in 30 s; 0: as fast as possible)",
+    )
+    parser.set_defaults(handler=lambda args: _run(args.keep_running, args.speed))
 
 
-def _run(keep_running: bool) -> int:
+def _run(keep_running: bool, speed: float) -> int:
     from anpr_stream.demo import main
 
-    return main(keep_running)
+    return main(keep_running, speed)
