@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "anpr_stream.commands.replay",
     "anpr_stream.commands.demo",
     "anpr_stream.commands.audit",
+    "anpr_stream.commands.retention",
 )
 
 EXIT_OK = 0

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import uuid
+from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 import pytest
 
 from anpr_stream.audit import AuditRecord, StoredRow, row_hash
 from anpr_stream.audit.log import append_audit, verify_audit
+from anpr_stream.retention import preset
+from anpr_stream.retention.purge import purge, run_purge
 from tests.integration.conftest import Namespace
 
 pytestmark = pytest.mark.integration
@@ -214,3 +218,147 @@ async def test_migrate_twice_and_role_exists_across_schemas(namespace: Namespace
         assert privileges == ["INSERT", "SELECT"]
     finally:
         await conn.close()
+
+
+# --- purge ---------------------------------------------------------------------------------------------------------
+
+NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
+HORIZON = NOW - timedelta(days=365)  # BE preset: 2025-11-28T12:00Z
+DAYS = 400
+# Within a day: the first instant, noon (the horizon's time of day), the last microsecond.
+OFFSETS = (timedelta(0), timedelta(hours=12), timedelta(days=1) - timedelta(microseconds=1))
+
+
+async def _fill(conn: asyncpg.Connection) -> list[datetime]:
+    """Passages on each of the last DAYS days (and two days ahead), and a hit per 10 days."""
+    first = NOW.date() - timedelta(days=DAYS)
+    stamps = []
+    for n in range(DAYS + 3):
+        day = first + timedelta(days=n)
+        await conn.execute("SELECT ensure_passage_partition($1)", day)
+        start = datetime.combine(day, time(), tzinfo=UTC)
+        stamps += [start + offset for offset in OFFSETS]
+    await conn.executemany(
+        """INSERT INTO passages (read_id, camera_id, observed_at, plate_raw, plate_norm, plate_class, confidence,
+               camera_known) VALUES ($1, 'LM-EISDEN', $2, '1-ABC-123', '1ABC123', '1ABC123', 0.9, true)""",
+        [(f"r{i}", at) for i, at in enumerate(stamps)],
+    )
+    await conn.executemany(
+        """INSERT INTO hits (hit_id, read_id, entry_id, list, camera_id, observed_at, plate_raw, plate_norm,
+               plate_class, entry_plate, match_kind, distance, priority, action, covert, dispatch, suppressed,
+               detected_at, payload)
+           VALUES ($1, $2, 'e1', 'stolen', 'LM-EISDEN', $3, '1-ABC-123', '1ABC123', '1ABC123', '1ABC123', 'exact', 0,
+               1, 'intercept', false, true, false, $3, '{}'::jsonb)""",
+        [(uuid.uuid4(), f"r{i}", at) for i, at in enumerate(stamps) if i % 30 in (0, 1)],
+    )  # fmt: skip
+    return stamps
+
+
+async def _partition_days(conn: asyncpg.Connection) -> list[date]:
+    names = await conn.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "WHERE i.inhparent = 'passages'::regclass"
+    )
+    return sorted(datetime.strptime(r["relname"], "passages_%Y%m%d").replace(tzinfo=UTC).date() for r in names)
+
+
+async def test_purge_removes_exactly_what_is_past_the_horizon(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        stamps = await _fill(conn)
+        hit_stamps = await conn.fetch("SELECT observed_at FROM hits")
+        young = sum(at >= HORIZON for at in stamps)
+        young_hits = sum(r["observed_at"] >= HORIZON for r in hit_stamps)
+        whole_days_past = [at for at in stamps if at.date() + timedelta(days=1) <= HORIZON.date()]
+        assert len(whole_days_past) > 0 and young > 0
+
+        dry = namespace.cli("retention", "purge", "--dry-run", "--now", NOW.isoformat())
+        assert dry.returncode == 0, dry.stderr.decode()
+        assert f"would remove {len(whole_days_past) // 3} day partition(s) of passages, {len(whole_days_past)}" in (
+            dry.stdout.decode()
+        )
+        assert await conn.fetchval("SELECT count(*) FROM passages") == len(stamps)
+        assert await conn.fetchval("SELECT count(*) FROM purge_log") == 0
+
+        done = namespace.cli("retention", "purge", "--now", NOW.isoformat())
+        assert done.returncode == 0, done.stderr.decode()
+        out = done.stdout.decode()
+        assert (
+            f"removed {len(whole_days_past) // 3} day partition(s) of passages, {len(whole_days_past)} passage" in out
+        )
+        assert f"removed {len(hit_stamps) - young_hits} hit(s)" in out
+        assert "passages_20251128 holds the horizon" in out
+
+        # Nothing younger than the horizon is lost, no partition entirely past it remains, and what remains
+        # older than the horizon is only the straddling day's morning (never returned by queries).
+        remaining = [r["observed_at"] for r in await conn.fetch("SELECT observed_at FROM passages")]
+        assert sum(at >= HORIZON for at in remaining) == young
+        assert all(at >= datetime.combine(HORIZON.date(), time(), tzinfo=UTC) for at in remaining)
+        assert min(await _partition_days(conn)) == HORIZON.date()
+        assert len(remaining) == len(stamps) - len(whole_days_past)
+        assert await conn.fetchval("SELECT count(*) FROM hits WHERE observed_at < $1", HORIZON) == 0
+        assert await conn.fetchval("SELECT count(*) FROM hits") == young_hits
+        assert await conn.fetchval("SELECT count(*) FROM pg_tables WHERE tablename = 'passages_20251127'") == 0
+
+        log = await conn.fetchrow("SELECT * FROM purge_log")
+        assert log["policy"] == "be" and log["as_of"] == NOW and log["passage_horizon"] == HORIZON
+        assert log["passages_removed"] == len(whole_days_past)
+        assert log["hits_removed"] == len(hit_stamps) - young_hits
+        assert len(log["dropped_partitions"]) == len(whole_days_past) // 3
+        assert "passages_20251127" in log["dropped_partitions"]
+
+        again = namespace.cli("retention", "purge", "--now", NOW.isoformat())
+        assert again.returncode == 0, again.stderr.decode()
+        assert "nothing past the horizon: nothing removed" in again.stdout.decode()
+        assert await conn.fetchval("SELECT count(*) FROM passages") == len(remaining)
+        second = await conn.fetchrow("SELECT * FROM purge_log ORDER BY id DESC LIMIT 1")
+        assert (second["passages_removed"], second["hits_removed"], second["dropped_partitions"]) == (0, 0, [])
+        assert await conn.fetchval("SELECT count(*) FROM purge_log") == 2
+    finally:
+        await conn.close()
+
+
+async def test_purge_one_day_later_drops_one_more_day(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        await _fill(conn)
+        policy = preset("be")
+        first = await purge(conn, policy, NOW)
+        assert first.dropped_partitions[-1] == "passages_20251127"
+        later = await purge(conn, policy, NOW + timedelta(days=1))
+        assert later.dropped_partitions == ["passages_20251128"]
+        assert later.passages_removed == 3
+        assert min(await _partition_days(conn)) == date(2025, 11, 29)
+    finally:
+        await conn.close()
+
+
+async def test_purge_finishes_an_interrupted_detach(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        await _fill(conn)
+        # A purge that died between DETACH and DROP leaves the day as a table of its own.
+        await conn.execute("ALTER TABLE passages DETACH PARTITION passages_20251120")
+        report = await purge(conn, preset("be"), NOW)
+        assert "passages_20251120" in report.dropped_partitions
+        assert await conn.fetchval("SELECT to_regclass('passages_20251120')") is None
+    finally:
+        await conn.close()
+
+
+async def test_run_purge_from_a_pool_with_the_nl_preset(namespace: Namespace) -> None:
+    pool = await asyncpg.create_pool(namespace.database_url, min_size=1, max_size=2)
+    assert pool is not None
+    try:
+        async with pool.acquire() as conn:
+            stamps = await _fill(conn)
+        report = await run_purge(pool, preset("nl"), NOW)
+        horizon = NOW - timedelta(days=28)
+        assert report.passage_horizon == horizon
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM passages WHERE observed_at >= $1", horizon) == sum(
+                at >= horizon for at in stamps
+            )
+            assert min(await _partition_days(conn)) == horizon.date()
+    finally:
+        await pool.close()

@@ -1,0 +1,56 @@
+"""`anpr-stream retention purge`: remove what is past the retention horizons and report it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from anpr_stream.retention.policy import policy_from_env
+from anpr_stream.retention.purge import PurgeReport, purge
+from anpr_stream.rfc3339 import parse_rfc3339
+
+
+def register(subparsers: argparse._SubParsersAction[Any]) -> None:
+    retention = subparsers.add_parser("retention", help="GDPR retention of passages and hits")
+    commands = retention.add_subparsers(dest="retention_command", metavar="COMMAND", required=True)
+    purge_parser = commands.add_parser(
+        "purge",
+        help="drop day partitions and delete hits past the retention horizons (safe to run twice)",
+        description="Drop whole day partitions of passages whose day is entirely past the passages horizon, delete "
+        "hits past the hits horizon, record the run in purge_log and report what was removed. The policy comes from "
+        "ANPR_RETENTION and the ANPR_RETENTION_*_DAYS overrides.",
+    )
+    purge_parser.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
+    purge_parser.add_argument("--now", metavar="RFC3339", help="compute the horizons as of this instant (default: now)")
+    purge_parser.set_defaults(handler=_purge)
+
+
+def _purge(args: argparse.Namespace) -> int:
+    try:
+        policy = policy_from_env(os.environ)
+        now = parse_rfc3339(args.now) if args.now else datetime.now(UTC)
+    except ValueError as exc:
+        print(f"anpr-stream: {exc}", file=sys.stderr)
+        return 2
+    url = os.environ.get("ANPR_DATABASE_URL", "").strip()
+    if not url:
+        print('anpr-stream: ANPR_DATABASE_URL is not set (run `eval "$(make -s infra)"` for the local services)',
+              file=sys.stderr)  # fmt: skip
+        return 2
+
+    async def run() -> PurgeReport:
+        conn = await asyncpg.connect(url)
+        try:
+            return await purge(conn, policy, now, dry_run=args.dry_run)
+        finally:
+            await conn.close()
+
+    report = asyncio.run(run())
+    print("\n".join(report.lines()))
+    return 0

@@ -1,0 +1,154 @@
+"""The purge job: drop whole day partitions of `passages` past the horizon, delete hits past theirs, log each run."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+
+import asyncpg
+
+from anpr_stream.retention.policy import RetentionPolicy
+
+# Two purges at once (a scheduled one and a manual one) serialise on this lock, per schema.
+_LOCK_KEY = 0x70757267  # "purg"
+_PARTITION = re.compile(r"passages_(\d{8})")
+
+
+@dataclass(frozen=True)
+class DayPartition:
+    name: str
+    day: date
+    attached: bool  # False: detached by an interrupted purge, still to be dropped
+    detach_pending: bool  # an interrupted DETACH ... CONCURRENTLY, to be finalised
+
+    @property
+    def upper_bound(self) -> datetime:
+        return datetime.combine(self.day + timedelta(days=1), time(), tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class PurgeReport:
+    policy: str
+    as_of: datetime
+    passage_horizon: datetime
+    hit_horizon: datetime
+    dry_run: bool
+    dropped_partitions: list[str] = field(default_factory=list)
+    passages_removed: int = 0
+    hits_removed: int = 0
+    kept_partitions: int = 0
+    straddling: str | None = None  # the partition holding the horizon: kept whole until its day is past
+
+    @property
+    def removed_anything(self) -> bool:
+        return bool(self.dropped_partitions) or self.hits_removed > 0
+
+    def lines(self) -> list[str]:
+        verb = "would remove" if self.dry_run else "removed"
+        out = [
+            f"retention policy {self.policy!r} as of {self.as_of.isoformat()}",
+            f"passages horizon {self.passage_horizon.isoformat()}, hits horizon {self.hit_horizon.isoformat()}",
+        ]
+        if not self.removed_anything:
+            out.append("nothing past the horizon: nothing removed" if not self.dry_run else "nothing would be removed")
+        else:
+            out.append(f"{verb} {len(self.dropped_partitions)} day partition(s) of passages, "
+                       f"{self.passages_removed} passage(s)")  # fmt: skip
+            out += [f"  {name}" for name in self.dropped_partitions]
+            out.append(f"{verb} {self.hits_removed} hit(s)")
+        out.append(f"{self.kept_partitions} day partition(s) kept")
+        if self.straddling:
+            out.append(f"{self.straddling} holds the horizon: kept until its whole day is past (queries must "
+                       "still filter its older rows by the horizon)")  # fmt: skip
+        return out
+
+
+def droppable(partitions: list[DayPartition], horizon: datetime) -> list[DayPartition]:
+    """Partitions whose whole day is past the horizon (upper bound <= horizon), oldest first."""
+    return sorted((p for p in partitions if p.upper_bound <= horizon), key=lambda p: p.day)
+
+
+async def day_partitions(conn: asyncpg.Connection) -> list[DayPartition]:
+    """Attached day partitions of `passages`, and `passages_YYYYMMDD` tables a purge detached but did not drop."""
+    rows = await conn.fetch(
+        """SELECT c.relname AS name, i.inhrelid IS NOT NULL AS attached, coalesce(i.inhdetachpending, false) AS pending
+             FROM pg_class c
+             LEFT JOIN pg_inherits i ON i.inhrelid = c.oid AND i.inhparent = 'passages'::regclass
+            WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema()) AND c.relkind = 'r'
+              AND c.relname ~ '^passages_[0-9]{8}$'"""
+    )
+    out = []
+    for row in rows:
+        match = _PARTITION.fullmatch(row["name"])
+        if match is None:
+            continue
+        day = datetime.strptime(match.group(1), "%Y%m%d").date()
+        out.append(DayPartition(row["name"], day, row["attached"], row["pending"]))
+    return out
+
+
+async def purge(
+    conn: asyncpg.Connection, policy: RetentionPolicy, now: datetime, *, dry_run: bool = False
+) -> PurgeReport:
+    """Remove what is past the horizons as of `now`; idempotent (a second run finds nothing) and recorded in
+    purge_log (dry runs are not). Not inside a transaction: DETACH ... CONCURRENTLY cannot run in one, and it keeps
+    the worker writing today's partition while old days are detached."""
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime")
+    passage_horizon = policy.passage_horizon(now)
+    hit_horizon = policy.hit_horizon(now)
+    await conn.execute("SELECT pg_advisory_lock($1, hashtext(current_schema()))", _LOCK_KEY)
+    try:
+        partitions = await day_partitions(conn)
+        doomed = droppable(partitions, passage_horizon)
+        straddling = next(
+            (p.name for p in partitions if p.day <= passage_horizon.astimezone(UTC).date() < p.day + timedelta(1)
+             and p not in doomed),
+            None,
+        )  # fmt: skip
+        passages_removed = 0
+        for partition in doomed:
+            passages_removed += int(await conn.fetchval(f'SELECT count(*) FROM "{partition.name}"'))  # noqa: S608
+        if dry_run:
+            hits_removed = int(await conn.fetchval("SELECT count(*) FROM hits WHERE observed_at < $1", hit_horizon))
+        else:
+            for partition in doomed:
+                await _drop(conn, partition)
+            hits_removed = int(
+                await conn.fetchval(
+                    "WITH gone AS (DELETE FROM hits WHERE observed_at < $1 RETURNING 1) SELECT count(*) FROM gone",
+                    hit_horizon,
+                )
+            )
+        report = PurgeReport(
+            policy=policy.name, as_of=now, passage_horizon=passage_horizon, hit_horizon=hit_horizon,
+            dry_run=dry_run, dropped_partitions=[p.name for p in doomed], passages_removed=passages_removed,
+            hits_removed=hits_removed, kept_partitions=len(partitions) - len(doomed), straddling=straddling,
+        )  # fmt: skip
+        if not dry_run:
+            await conn.execute(
+                """INSERT INTO purge_log (as_of, policy, passage_horizon, hit_horizon, dropped_partitions,
+                       passages_removed, hits_removed) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                now, policy.name, passage_horizon, hit_horizon, report.dropped_partitions, passages_removed,
+                hits_removed,
+            )  # fmt: skip
+        return report
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1, hashtext(current_schema()))", _LOCK_KEY)
+
+
+async def _drop(conn: asyncpg.Connection, partition: DayPartition) -> None:
+    name = f'"{partition.name}"'
+    if partition.detach_pending:
+        await conn.execute(f"ALTER TABLE passages DETACH PARTITION {name} FINALIZE")
+    elif partition.attached:
+        # CONCURRENTLY: the parent is not locked against the worker's writes while the day is detached.
+        await conn.execute(f"ALTER TABLE passages DETACH PARTITION {name} CONCURRENTLY")
+    await conn.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+async def run_purge(pool: asyncpg.Pool, policy: RetentionPolicy, now: datetime) -> PurgeReport:
+    """For the worker's scheduled purge: one run on a connection from the pool."""
+    async with pool.acquire() as conn:
+        return await purge(conn, policy, now)
