@@ -22,9 +22,17 @@ _SELECT_CHAIN = (
 
 async def append_audit(conn: asyncpg.Connection, record: AuditRecord) -> StoredRow:
     """Append `record` to the chain and return the stored row. Runs in its own transaction (a savepoint when the
-    caller has one open: the record then commits or rolls back with the caller's work)."""
+    caller has one open: the record then commits or rolls back with the caller's work, and the lock is held until
+    then). The transaction must be read committed: each row links to the last one committed by any appender."""
     async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))", _LOCK_KEY)
+        isolation = await conn.fetchval(
+            "SELECT current_setting('transaction_isolation') "
+            "FROM pg_advisory_xact_lock($1, hashtext(current_schema()))",
+            _LOCK_KEY,
+        )
+        if isolation != "read committed":
+            # An older snapshot would not see the last row appended by others: the chain would fork.
+            raise RuntimeError(f"append_audit needs a read committed transaction, not {isolation}")
         prev = await conn.fetchval("SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1") or GENESIS
         # The id, the clock and PostgreSQL's canonical text of the parameters are fixed before hashing, so the hash
         # covers exactly what is stored.

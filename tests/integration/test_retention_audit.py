@@ -3,8 +3,11 @@ tamper detection (update, delete, insert in the middle), and the service role's 
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import subprocess
+import sys
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -82,6 +85,47 @@ async def test_empty_audit_log_is_intact(namespace: Namespace) -> None:
     code, out = _verify_cli(namespace)
     assert code == 0, out
     assert "intact: 0 rows" in out
+
+
+def test_commands_refuse_bad_configuration(namespace: Namespace) -> None:
+    env = {k: v for k, v in namespace.env.items() if k != "ANPR_DATABASE_URL"}
+    for args in (("audit", "verify"), ("retention", "purge")):
+        done = subprocess.run([sys.executable, "-m", "anpr_stream.cli", *args], env=env, capture_output=True,
+                              check=False, timeout=60)  # fmt: skip
+        assert done.returncode == 2 and b"ANPR_DATABASE_URL is not set" in done.stderr
+    bad = namespace.cli("retention", "purge", "--now", "2026-11-28")
+    assert bad.returncode == 2 and b"not RFC 3339" in bad.stderr
+    namespace.env["ANPR_RETENTION_PASSAGES_DAYS"] = "400"
+    bad = namespace.cli("retention", "purge")
+    assert bad.returncode == 2 and b"legal maximum of 365 days" in bad.stderr
+
+
+async def test_concurrent_appenders_keep_one_chain(namespace: Namespace) -> None:
+    conns = [await namespace.db() for _ in range(4)]
+    try:
+
+        async def appender(conn: asyncpg.Connection, k: int) -> None:
+            for i in range(15):
+                await append_audit(conn, AuditRecord(actor=f"user{k}", role="investigator", endpoint="/hits",
+                                                     allowed=True, parameters={"i": i}, result_count=i))  # fmt: skip
+
+        await asyncio.gather(*(appender(conn, k) for k, conn in enumerate(conns)))
+        result = await verify_audit(conns[0])
+        assert result.intact, result.broken
+        assert result.rows == 60
+    finally:
+        for conn in conns:
+            await conn.close()
+
+
+async def test_append_refuses_an_old_snapshot(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        async with conn.transaction(isolation="repeatable_read"):
+            with pytest.raises(RuntimeError, match="read committed"):
+                await append_audit(conn, AuditRecord(actor="a", role="r", endpoint="/e", allowed=True))
+    finally:
+        await conn.close()
 
 
 async def test_update_is_detected_and_named(namespace: Namespace) -> None:
