@@ -9,6 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from anpr_stream.devinfra.paths import project_root
+from anpr_stream.retention.policy import RetentionPolicy, policy_from_env
 
 
 class ConfigError(ValueError):
@@ -38,6 +39,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
 
 
+def _retention(env: Mapping[str, str]) -> RetentionPolicy:
+    try:
+        return policy_from_env(env)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -63,7 +71,8 @@ class Settings:
     consumer_group: str = "anpr-stream"
     match_policy: str = "default=fuzzy:0"
     suppression_window: timedelta = timedelta(minutes=10)
-    retention_preset: str = "be"
+    retention: RetentionPolicy = field(default_factory=lambda: policy_from_env({}))
+    purge_interval: timedelta = timedelta(hours=1)
     batch_max_records: int = 2000
     metrics_port: int = 9464
     metrics_addr: str = "127.0.0.1"
@@ -93,7 +102,8 @@ class Settings:
             consumer_group=env.get("ANPR_CONSUMER_GROUP", "anpr-stream"),
             match_policy=env.get("ANPR_MATCH_POLICY", "default=fuzzy:0"),
             suppression_window=timedelta(seconds=window_s),
-            retention_preset=env.get("ANPR_RETENTION", "be"),
+            retention=_retention(env),
+            purge_interval=timedelta(seconds=_float(env, "ANPR_PURGE_INTERVAL_SECONDS", 3600.0)),
             batch_max_records=_int(env, "ANPR_BATCH_MAX_RECORDS", 2000, minimum=1),
             metrics_port=_int(env, "ANPR_METRICS_PORT", 9464),
             metrics_addr=env.get("ANPR_METRICS_ADDR", "127.0.0.1"),

@@ -30,7 +30,6 @@ from anpr_stream import metrics
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.config import Settings
 from anpr_stream.policy import MatchPolicy
-from anpr_stream.retention import preset
 from anpr_stream.sinks.postgres import PostgresSink
 from anpr_stream.stream.hits import Hit, decide_suppression, hit_payload, hits_of
 from anpr_stream.stream.process import BatchResult, InRecord, process_batch
@@ -107,7 +106,7 @@ class ReadPipeline:
         self.sink = PostgresSink(pool, days_ahead=settings.partitions_ahead_days)
         self.cameras = cameras
         self.policy = MatchPolicy.parse(settings.match_policy)
-        self.retention = preset(settings.retention_preset)
+        self.retention = settings.retention
         self.stopping = asyncio.Event()
         self.finished = asyncio.Event()
         self.batches = 0

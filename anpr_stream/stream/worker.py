@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,7 @@ from anpr_stream import metrics
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.config import Settings
 from anpr_stream.devinfra.paths import state_dir
+from anpr_stream.retention.purge import run_purge
 from anpr_stream.sinks.migrate import migrate
 from anpr_stream.stream.pipeline import ReadPipeline
 from anpr_stream.stream.topics import ensure_topics
@@ -61,6 +63,24 @@ class PipelineService(mode.Service):
     @mode.Service.task
     async def _follow_watchlist(self) -> None:
         await self.feed.follow()
+
+    @mode.Service.task
+    async def _purge_on_schedule(self) -> None:
+        """Retention enforced at purge time too: whole day partitions past the horizon, every purge interval (the
+        first run a minute after start at most). A failed run is logged and tried again at the next interval."""
+        interval = self.settings.purge_interval.total_seconds()
+        if interval <= 0:
+            return
+        await self.sleep(min(60.0, interval))
+        while not self.should_stop:
+            if self.pool is not None:
+                try:
+                    report = await run_purge(self.pool, self.settings.retention, datetime.now(UTC))
+                    if report.removed_anything:
+                        log.info("retention purge: %s", "; ".join(report.lines()))
+                except Exception:
+                    log.exception("retention purge failed; next try in %.0f s", interval)
+            await self.sleep(interval)
 
     @mode.Service.task
     async def _run_pipeline(self) -> None:

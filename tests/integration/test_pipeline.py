@@ -3,6 +3,7 @@ suppression, unknown cameras, and third-party clients (kcat)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -200,3 +201,32 @@ async def test_kcat_produces_reads_and_reads_hits(namespace: Namespace, tmp_path
     hit = orjson.loads(value)
     assert key == hit["hit_id"] == str(hit_id("k-1", "SV-9"))
     assert hit["match"] == "exact" and hit["read"]["plate"] == "GX-482-T"
+
+
+async def test_the_worker_purges_day_partitions_past_retention_on_schedule(namespace: Namespace) -> None:
+    ns = namespace
+    old_day = (datetime.now(UTC) - timedelta(days=400)).date()
+    recent_day = (datetime.now(UTC) - timedelta(days=10)).date()
+    conn = await ns.db()
+    try:
+        for day, read_id in ((old_day, "old-1"), (recent_day, "recent-1")):
+            await conn.execute("SELECT ensure_passage_partition($1)", day)
+            await conn.execute(
+                """INSERT INTO passages (read_id, camera_id, observed_at, plate_raw, plate_norm, plate_class,
+                                         confidence, camera_known)
+                   VALUES ($1, 'LM-EISDEN', $2, '1-ABC-123', '1ABC123', '1A8C123', 0.9, true)""",
+                read_id,
+                datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
+            )
+        ns.start_worker(extra_env={"ANPR_PURGE_INTERVAL_SECONDS": "1"})
+        old_partition = old_day.strftime("passages_%Y%m%d")
+        for _ in range(120):
+            if not await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", old_partition):
+                break
+            await asyncio.sleep(0.25)
+        else:
+            raise AssertionError("the worker never purged the partition past retention")
+        assert [r["read_id"] for r in await conn.fetch("SELECT read_id FROM passages")] == ["recent-1"]
+        assert await conn.fetchval("SELECT count(*) FROM purge_log") >= 1
+    finally:
+        await conn.close()

@@ -146,6 +146,14 @@ def test_settings_from_environment() -> None:
         Settings.from_env({"ANPR_KAFKA_BOOTSTRAP": "k:9092"})
     with pytest.raises(ConfigError, match="whole number"):
         Settings.from_env({**env, "ANPR_BATCH_MAX_RECORDS": "many"})
+    nl = Settings.from_env({**env, "ANPR_RETENTION": "nl", "ANPR_PURGE_INTERVAL_SECONDS": "900"})
+    assert (nl.retention.name, nl.retention.passages, nl.purge_interval) == (
+        "nl",
+        timedelta(days=28),
+        timedelta(minutes=15),
+    )
+    with pytest.raises(ConfigError, match="legal maximum"):
+        Settings.from_env({**env, "ANPR_RETENTION_PASSAGES_DAYS": "400"})
 
 
 def test_dashboard_queries_only_metrics_that_exist() -> None:
