@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import os
-import sys
 from typing import Any
 
-import asyncpg
-
-from anpr_stream.audit.log import Verification, verify_audit
+from anpr_stream.audit.log import verify_audit
+from anpr_stream.commands.database import database_url, on_connection
 
 EXIT_INTACT = 0
 EXIT_BROKEN = 1
@@ -29,20 +25,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    url = os.environ.get("ANPR_DATABASE_URL", "").strip()
-    if not url:
-        print('anpr-stream: ANPR_DATABASE_URL is not set (run `eval "$(make -s infra)"` for the local services)',
-              file=sys.stderr)  # fmt: skip
+    url = database_url()
+    if url is None:
         return 2
-
-    async def run() -> Verification:
-        conn = await asyncpg.connect(url)
-        try:
-            return await verify_audit(conn)
-        finally:
-            await conn.close()
-
-    result = asyncio.run(run())
+    result = on_connection(url, verify_audit)
     if result.broken is not None:
         print(f"audit log BROKEN: {result.broken}")
         return EXIT_BROKEN

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
-
+from anpr_stream.commands.database import database_url, on_connection
 from anpr_stream.retention.policy import policy_from_env
-from anpr_stream.retention.purge import PurgeReport, purge
+from anpr_stream.retention.purge import purge
 from anpr_stream.rfc3339 import parse_rfc3339
 
 
@@ -38,19 +36,10 @@ def _purge(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"anpr-stream: {exc}", file=sys.stderr)
         return 2
-    url = os.environ.get("ANPR_DATABASE_URL", "").strip()
-    if not url:
-        print('anpr-stream: ANPR_DATABASE_URL is not set (run `eval "$(make -s infra)"` for the local services)',
-              file=sys.stderr)  # fmt: skip
+    url = database_url()
+    if url is None:
         return 2
 
-    async def run() -> PurgeReport:
-        conn = await asyncpg.connect(url)
-        try:
-            return await purge(conn, policy, now, dry_run=args.dry_run)
-        finally:
-            await conn.close()
-
-    report = asyncio.run(run())
+    report = on_connection(url, lambda conn: purge(conn, policy, now, dry_run=args.dry_run))
     print("\n".join(report.lines()))
     return 0

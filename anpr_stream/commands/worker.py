@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from typing import Any
 
-import asyncpg
-
+from anpr_stream.commands.database import database_url, on_connection
 from anpr_stream.config import ConfigError, Settings
 from anpr_stream.sinks.migrate import migrate
 
@@ -43,17 +41,10 @@ def _worker(args: argparse.Namespace) -> int:
 
 
 def _migrate(args: argparse.Namespace) -> int:
-    settings = _settings()
-    if settings is None:
+    url = database_url()  # migrate needs the database only, not Kafka
+    if url is None:
         return 2
-
-    async def run() -> list[str]:
-        conn = await asyncpg.connect(settings.database_url)
-        try:
-            return [f"{m.version:04d}_{m.name}" for m in await migrate(conn)]
-        finally:
-            await conn.close()
-
-    applied = asyncio.run(run())
-    print(f"applied: {', '.join(applied)}" if applied else "schema is up to date")
+    applied = on_connection(url, migrate)
+    names = [f"{m.version:04d}_{m.name}" for m in applied]
+    print(f"applied: {', '.join(names)}" if names else "schema is up to date")
     return 0
