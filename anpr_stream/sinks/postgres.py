@@ -38,7 +38,7 @@ ON CONFLICT (hit_id) DO NOTHING
 
 
 class PostgresSink:
-    """Owns a connection pool; the worker calls `prepare` once, then `stored_decisions`/`write` per batch."""
+    """Owns a connection pool; per batch the worker opens `transaction()` and calls `stored_decisions` and `write`."""
 
     def __init__(self, pool: asyncpg.Pool, days_ahead: int = 3) -> None:
         self.pool = pool
@@ -78,6 +78,14 @@ class PostgresSink:
         entries = [h.key[1] for h in hits]
         low = min(h.observed_at for h in hits) - window
         high = max(h.observed_at for h in hits) + window
+        # Serialise deciders per (plate, entry) across workers: a transaction-scoped advisory lock per key, taken
+        # in sorted order (no deadlock between two batches sharing keys) and held until this batch's rows commit,
+        # so a second worker deciding on the same vehicle sees the first one's dispatched hit.
+        keys = sorted({f"{h.key[0]}\x1f{h.key[1]}" for h in hits})
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM (SELECT unnest($1::text[]) AS k ORDER BY 1) s",
+            keys,
+        )
         # One round trip: the recorded decisions (kind 's') and the dispatched neighbours (kind 'd').
         rows = await conn.fetch(
             """SELECT 's' AS kind, hit_id::text AS hit_id, suppressed, NULL AS plate_class, NULL AS entry_id,
