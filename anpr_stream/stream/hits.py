@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,10 +33,10 @@ class Hit:
         return self.passage.reading.observed_at
 
 
-def hits_of(passages: list[Passage], dispatch_of: Any) -> list[Hit]:
+def hits_of(passages: list[Passage], dispatch_of: Callable[[str], bool]) -> list[Hit]:
     """Every (passage, match) pair as a Hit, in observed_at order (suppression decides in that order)."""
     hits = [
-        Hit(str(hit_id(p.reading.read_id, m.entry.entry_id)), p, m, bool(dispatch_of(m.entry.list)))
+        Hit(str(hit_id(p.reading.read_id, m.entry.entry_id)), p, m, dispatch_of(m.entry.list))
         for p in passages
         for m in p.matches
     ]
