@@ -230,4 +230,3 @@ async def test_the_worker_purges_day_partitions_past_retention_on_schedule(names
         assert await conn.fetchval("SELECT count(*) FROM purge_log") >= 1
     finally:
         await conn.close()
-
