@@ -36,10 +36,6 @@ COLOURS = {1: "\033[1;31m", 2: "\033[33m", 3: "\033[36m"}
 RESET = "\033[0m"
 
 
-def _with_schema(url: str, schema: str) -> str:
-    return f"{url}{'&' if '?' in url else '?'}search_path={schema}"
-
-
 def _line(hit: dict[str, Any], colour: bool) -> str:
     read, camera, entry = hit["read"], hit["camera"], hit["entry"]
     at = datetime.fromisoformat(read["observed_at"]).astimezone().strftime("%H:%M:%S")
@@ -80,15 +76,12 @@ async def run_demo(keep_running: bool, speed: float = 720.0) -> int:
     await admin.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE; CREATE SCHEMA {SCHEMA}")
     await admin.close()
     run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANPR_")}
-    env.update(
-        ANPR_KAFKA_BOOTSTRAP=found.kafka_bootstrap,
-        ANPR_DATABASE_URL=_with_schema(found.database_url, SCHEMA),
-        ANPR_TOPIC_READS=f"demo.{run}.reads",
-        ANPR_TOPIC_HITS=f"demo.{run}.hits",
-        ANPR_TOPIC_DLQ=f"demo.{run}.reads.dlq",
-        ANPR_TOPIC_WATCHLIST=f"demo.{run}.watchlist",
-        ANPR_CONSUMER_GROUP=f"demo-{run}",
+    env = endpoints.isolated_env(
+        found.kafka_bootstrap,
+        found.database_url,
+        "demo",
+        run,
+        SCHEMA,
         ANPR_MATCH_POLICY=os.environ.get("ANPR_MATCH_POLICY", "default=fuzzy:1"),
         ANPR_WORKER_ID="demo",
         ANPR_METRICS_PORT=str(_free_port()),

@@ -22,7 +22,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import orjson
@@ -67,12 +66,6 @@ def phase_profile(port: str, before: dict[str, tuple[float, float]] | None = Non
     if before:
         out = {k: (v[0] - before.get(k, (0, 0))[0], v[1] - before.get(k, (0, 0))[1]) for k, v in out.items()}
     return out
-
-
-def with_search_path(url: str, schema: str) -> str:
-    parts = urlsplit(url)
-    query = "&".join(q for q in (parts.query, urlencode({"search_path": schema})) if q)
-    return urlunsplit(parts._replace(query=query))
 
 
 def reads(count: int, start: datetime) -> list[tuple[bytes, bytes]]:
@@ -260,19 +253,7 @@ def latency_summary(samples: list[float], detect: list[float], rate: int, achiev
 
 def namespace_env(bootstrap: str, database_url: str, tag: str, schema: str, metrics_port: str) -> dict[str, str]:
     """The environment for CLI commands and workers of one run: its own topics, group and database schema."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANPR_")}
-    env.update(
-        ANPR_KAFKA_BOOTSTRAP=bootstrap,
-        ANPR_DATABASE_URL=with_search_path(database_url, schema),
-        ANPR_TOPIC_READS=f"bench.{tag}.reads",
-        ANPR_TOPIC_HITS=f"bench.{tag}.hits",
-        ANPR_TOPIC_DLQ=f"bench.{tag}.dlq",
-        ANPR_TOPIC_WATCHLIST=f"bench.{tag}.watchlist",
-        ANPR_CONSUMER_GROUP=f"bench-{tag}",
-        ANPR_METRICS_PORT=metrics_port,
-        ANPR_WORKER_ID=f"bench-{tag}",
-    )
-    return env
+    return endpoints.isolated_env(bootstrap, database_url, "bench", tag, schema, ANPR_METRICS_PORT=metrics_port)
 
 
 def write_listed(path: Path, listed: list[str]) -> None:

@@ -356,7 +356,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         lists = [Path(p) for p in bp.LISTS] + [planted_list, listed_file]
         for step in (["migrate"], ["watchlist", "load", *map(str, lists)]):
             subprocess.run([*cli, *step], env=env, cwd=ROOT, check=True, capture_output=True, timeout=300)
-        faust_env = {**env, "ANPR_DATABASE_URL": bp.with_search_path(found.database_url, faust_schema)}
+        faust_env = {**env, "ANPR_DATABASE_URL": endpoints.with_search_path(found.database_url, faust_schema)}
         subprocess.run([*cli, "migrate"], env=faust_env, cwd=ROOT, check=True, capture_output=True, timeout=300)
 
         say(f"replaying {stats.lines:,} reads to {reads_topic} as fast as possible (anpr-stream replay) ...")

@@ -109,7 +109,6 @@ class ReadPipeline:
         self.retention = settings.retention
         self.stopping = asyncio.Event()
         self.finished = asyncio.Event()
-        self.batches = 0
 
     # -- supervision ------------------------------------------------------------------------------------------
 
@@ -278,7 +277,6 @@ class ReadPipeline:
             await producer.send_offsets_to_transaction(stored.prepared.offsets, s.consumer_group)
         committed = datetime.now(UTC)
         _phase("kafka", clock)
-        self.batches += 1
         self._count(result, hits, committed)
 
     def _count(self, result: BatchResult, hits: list[Hit], committed: datetime) -> None:

@@ -45,7 +45,6 @@ class WatchlistFeed:
         self.topic = topic
         self.index = WatchlistIndex.build(())
         self.ready = asyncio.Event()
-        self.rejected: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
@@ -72,9 +71,10 @@ class WatchlistFeed:
             metrics.WATCHLIST_UPDATES.labels("applied").inc()
 
     def _reject(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        # `watchlist load` validates rows before publishing, so a bad value here comes from another producer: it is
+        # logged and counted (anpr_watchlist_updates_total{outcome="rejected"}), the previous entry stays in force.
         log.error("watchlist record %s/%d@%d rejected: %s", record.topic, record.partition, record.offset, reason)
         metrics.WATCHLIST_UPDATES.labels("rejected").inc()
-        self.rejected.append((record, reason))
 
     async def follow(self) -> None:
         """Apply changes as they arrive: the new index is built aside and swapped whole (no partial states)."""

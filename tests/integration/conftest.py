@@ -4,7 +4,6 @@ worker as a real subprocess that can be started, stopped and killed."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
 import sys
@@ -13,24 +12,17 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from anpr_stream.devinfra.endpoints import isolated_env
 from tests.conftest import Infra
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def with_search_path(url: str, schema: str) -> str:
-    """asyncpg passes unknown DSN query parameters to the server as settings: the schema becomes the search path."""
-    parts = urlsplit(url)
-    query = "&".join(q for q in (parts.query, urlencode({"search_path": schema})) if q)
-    return urlunsplit(parts._replace(query=query))
 
 
 @dataclass
@@ -158,15 +150,12 @@ async def namespace(infra: Infra) -> AsyncIterator[Namespace]:
         await conn.execute(f'CREATE SCHEMA "{schema}"')
     finally:
         await conn.close()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ANPR_")}
-    env.update(
-        ANPR_KAFKA_BOOTSTRAP=infra.kafka_bootstrap,
-        ANPR_DATABASE_URL=with_search_path(infra.database_url, schema),
-        ANPR_TOPIC_READS=f"t.{tag}.reads",
-        ANPR_TOPIC_HITS=f"t.{tag}.hits",
-        ANPR_TOPIC_DLQ=f"t.{tag}.dlq",
-        ANPR_TOPIC_WATCHLIST=f"t.{tag}.watchlist",
-        ANPR_CONSUMER_GROUP=f"t-{tag}",
+    env = isolated_env(
+        infra.kafka_bootstrap,
+        infra.database_url,
+        "t",
+        tag,
+        schema,
         ANPR_METRICS_PORT="0",
         ANPR_READS_PARTITIONS="3",
         ANPR_HITS_PARTITIONS="1",
