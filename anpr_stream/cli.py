@@ -20,6 +20,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "anpr_stream.commands.demo",
     "anpr_stream.commands.audit",
     "anpr_stream.commands.retention",
+    "anpr_stream.commands.users",
+    "anpr_stream.commands.api",
 )
 
 EXIT_OK = 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import httpx
 import orjson
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -32,6 +35,7 @@ class Namespace:
     schema: str
     env: dict[str, str]
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    apis: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
     def reads(self) -> str:
@@ -71,7 +75,52 @@ class Namespace:
         self.workers.append(proc)
         return proc
 
+    def add_user(self, name: str, role: str, cameras: list[str] | None = None, covert: bool = False) -> str:
+        """Create an API user with `anpr-stream users add` and return its token."""
+        args = ["users", "add", name, "--role", role]
+        args += ["--cameras", ",".join(cameras)] if cameras else []
+        args += ["--covert"] if covert else []
+        made = self.cli(*args)
+        assert made.returncode == 0, made.stderr.decode()
+        return made.stdout.decode().strip()
+
+    def start_api(self, extra_env: dict[str, str] | None = None, timeout: float = 60.0) -> str:
+        """Serve `anpr-stream api` on a free loopback port; returns its base URL once it answers."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        ARTIFACTS.mkdir(exist_ok=True)
+        log = open(ARTIFACTS / f"api-{self.tag}-{port}.log", "ab")  # noqa: SIM115 -- handed to the child
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "anpr_stream.cli", "api", "--port", str(port), "--loglevel", "warning"],
+            env={**self.env, **(extra_env or {})}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        log.close()
+        self.apis.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"api exited with {proc.returncode}: see {ARTIFACTS}/api-{self.tag}-{port}.log"
+            try:
+                if httpx.get(f"{base}/openapi.json", timeout=2).status_code == 200:
+                    return base
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError(f"api did not answer on {base} within {timeout} s")
+
     def stop_workers(self) -> None:
+        for proc in self.apis:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.apis:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self.apis.clear()
         for proc in self.workers:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

@@ -1,0 +1,1 @@
+"""The query API: investigations, hits and acknowledgements, the DPO report; access rules and audit."""

@@ -1,0 +1,100 @@
+"""The query API: FastAPI application, its lifespan (database pool, camera registry) and the routes that are not
+camera data (who am I, cameras). Served by `anpr-stream api`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from anpr_stream import __version__
+from anpr_stream.api import hits
+from anpr_stream.api.context import CallDep, Services, audit, services
+from anpr_stream.api.users import authenticate
+from anpr_stream.cameras import CameraRegistry
+from anpr_stream.config import Settings
+from anpr_stream.sinks.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """Investigations, hits and the DPO's report over the passages and hits the worker logs.
+
+Every request is authenticated (`Authorization: Bearer <token>`, tokens from `anpr-stream users add`) and audited,
+allowed or denied. Requests for camera data state their purpose (`X-Purpose`) and a case reference
+(`X-Case-Reference`); data older than the open-access period of the retention policy (BE: 30 days) also needs the
+authorisation kind (`X-Authorisation`) and its reference (`X-Authorisation-Reference`), else 403 with the reason.
+Data past retention is never returned."""
+
+general = APIRouter(prefix="/v1", tags=["general"])
+
+
+@general.get("/me", name="me", summary="The caller: name, role, camera scope, covert clearance")
+async def me(call: CallDep) -> dict[str, Any]:
+    grant = await call.grant()
+    await call.answered(grant, 1)
+    user = call.user
+    policy = call.svc.settings.retention
+    return {
+        "name": user.name,
+        "role": user.role.value,
+        "cameras": sorted(user.camera_scope) if user.camera_scope is not None else None,
+        "covert": user.sees_covert,
+        "retention": {"policy": policy.name, "open_access_days": policy.open_access.days},
+    }
+
+
+@general.get("/cameras", name="cameras.list", summary="The camera registry (within the caller's scope)")
+async def cameras(call: CallDep) -> dict[str, Any]:
+    grant = await call.grant()
+    shown = [
+        {"camera_id": c.camera_id, "name": c.name, "site": c.site, "road": c.road, "direction": c.direction,
+         "lat": c.lat, "lon": c.lon}
+        for c in call.svc.cameras
+        if call.user.sees_camera(c.camera_id)
+    ]  # fmt: skip
+    await call.answered(grant, len(shown))
+    return {"cameras": shown}
+
+
+async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+    """A malformed request is a request too: audited as denied, with who sent it when the token is valid."""
+    assert isinstance(exc, RequestValidationError)
+    svc = services(request)
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    user = await authenticate(svc.pool, token) if token else None
+    errors = [
+        {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
+        for e in exc.errors()
+    ]
+    reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:1000]
+    await audit(
+        svc, request, user.name if user else "(unauthenticated)", user.role.value if user else "-", False,
+        reason=f"invalid request: {reason}",
+    )  # fmt: skip
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
+def create_app(settings: Settings, routers: tuple[APIRouter, ...] = ()) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn)
+            app.state.services = Services(settings, pool, CameraRegistry.load(settings.cameras_file))
+            yield
+        finally:
+            await pool.close()
+
+    app = FastAPI(title="anpr-stream API", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    for router in (general, hits.router, *routers):
+        app.include_router(router)
+    return app

@@ -1,0 +1,181 @@
+"""Per-request plumbing shared by every route: the authenticated caller, the access decision, and the audit row
+written for every request, allowed or denied, before any data leaves the service."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, Header, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from anpr_stream.api.access import Denied, Grant, Justification, User, decide
+from anpr_stream.api.users import authenticate
+from anpr_stream.audit.chain import AuditRecord
+from anpr_stream.audit.log import append_audit
+from anpr_stream.cameras import CameraRegistry
+from anpr_stream.config import Settings
+from anpr_stream.retention.policy import DataClass
+
+log = logging.getLogger(__name__)
+
+bearer = HTTPBearer(auto_error=False, description="an API token made by `anpr-stream users add`")
+
+
+@dataclass
+class Services:
+    """What the routes share, built once per process by the app's lifespan."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    cameras: CameraRegistry
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+def endpoint_of(request: Request) -> str:
+    route = request.scope.get("route")
+    return getattr(route, "name", None) or request.url.path
+
+
+def request_parameters(request: Request, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """What the audit log records of a request: path and query parameters (repeated keys as lists), plus `extra`."""
+    out: dict[str, Any] = dict(request.path_params)
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        out[key] = values if len(values) > 1 else values[0]
+    if extra:
+        out.update(extra)
+    return out
+
+
+async def audit(
+    svc: Services,
+    request: Request,
+    actor: str,
+    role: str,
+    allowed: bool,
+    justification: Justification | None = None,
+    reason: str | None = None,
+    result_count: int | None = None,
+    extra: Mapping[str, Any] | None = None,
+    conn: asyncpg.Connection | None = None,
+) -> None:
+    """Append the request's audit row; on `conn` it commits or rolls back with the caller's transaction."""
+    parameters = request_parameters(request, extra)
+    if justification is not None and justification.authorisation.value != "open":
+        parameters["authorisation"] = justification.authorisation.value
+    record = AuditRecord(
+        actor=actor, role=role, endpoint=endpoint_of(request), allowed=allowed, parameters=parameters,
+        purpose=justification.purpose if justification else None,
+        case_reference=justification.case_reference if justification else None,
+        authorisation_reference=justification.authorisation_reference if justification else None,
+        reason=reason, result_count=result_count,
+    )  # fmt: skip
+    if conn is not None:
+        await append_audit(conn, record)
+        return
+    async with svc.pool.acquire() as own:
+        await append_audit(own, record)
+
+
+async def _caller(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> User:
+    svc = services(request)
+    user = await authenticate(svc.pool, credentials.credentials) if credentials is not None else None
+    if user is None:
+        reason = "missing bearer token" if credentials is None else "unknown or revoked token"
+        await audit(svc, request, actor="(unauthenticated)", role="-", allowed=False, reason=reason)
+        raise HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
+    return user
+
+
+Caller = Annotated[User, Depends(_caller)]
+
+
+class Call:
+    """One authenticated request: decide access (auditing a denial), then audit the answer with its count."""
+
+    def __init__(self, request: Request, user: User) -> None:
+        self.request = request
+        self.user = user
+        self.svc = services(request)
+        self.now = datetime.now(UTC)
+        self._justification: Justification | None = None
+
+    @property
+    def justification(self) -> Justification:
+        if self._justification is None:
+            self._justification = Justification.from_headers(self.request.headers)
+        return self._justification
+
+    async def deny(self, exc: Denied, extra: Mapping[str, Any] | None = None) -> HTTPException:
+        await audit(
+            self.svc, self.request, self.user.name, self.user.role.value, False,
+            self._justification, exc.reason, extra=extra,
+        )  # fmt: skip
+        return HTTPException(exc.status, exc.reason)
+
+    async def grant(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        data_class: DataClass = DataClass.PASSAGES,
+        cameras: Collection[str] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Grant:
+        try:
+            return decide(
+                self.user, endpoint_of(self.request), self.justification, self.svc.settings.retention, self.now,
+                since=since, until=until, data_class=data_class, cameras=cameras,
+            )  # fmt: skip
+        except Denied as exc:
+            raise await self.deny(exc, extra) from None
+
+    async def answered(
+        self,
+        grant: Grant,
+        result_count: int | None,
+        extra: Mapping[str, Any] | None = None,
+        conn: asyncpg.Connection | None = None,
+    ) -> None:
+        """Record the allowed request; call it before the data is returned (no audit row, no data). With `conn`, the
+        row belongs to the caller's transaction (a change and its audit row commit together)."""
+        await audit(
+            self.svc, self.request, self.user.name, self.user.role.value, True, grant.justification,
+            result_count=result_count, extra=extra, conn=conn,
+        )  # fmt: skip
+
+
+def _call(request: Request, user: Caller) -> Call:
+    return Call(request, user)
+
+
+CallDep = Annotated[Call, Depends(_call)]
+
+
+async def justification_headers(
+    x_purpose: Annotated[str | None, Header(description="why this data is needed (every data request)")] = None,
+    x_case_reference: Annotated[
+        str | None, Header(description="case, incident or notice reference (every data request)")
+    ] = None,
+    x_authorisation: Annotated[
+        str | None,
+        Header(
+            description="authorisation held for data beyond the open-access period, e.g. "
+            "judicial_with_prosecutor_decision (BE), senior_authorisation (UK), prosecutor_every_query (NL)"
+        ),
+    ] = None,
+    x_authorisation_reference: Annotated[
+        str | None, Header(description="reference of that authorisation (e.g. the prosecutor's decision)")
+    ] = None,
+) -> None:
+    """Declares the justification headers in the OpenAPI document; Call reads them from the request."""

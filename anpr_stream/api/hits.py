@@ -1,0 +1,165 @@
+"""Hits: list and filter, one hit, and acknowledgement with an outcome. Covert list details only for cleared users."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, Body, Depends, Query
+from pydantic import BaseModel, Field, model_validator
+
+from anpr_stream.api.access import Denied, User, default_since
+from anpr_stream.api.context import CallDep, justification_headers
+from anpr_stream.retention.policy import DataClass
+
+router = APIRouter(prefix="/v1/hits", tags=["hits"], dependencies=[Depends(justification_headers)])
+
+
+class Outcome(StrEnum):
+    INTERCEPTED = "intercepted"
+    NOT_FOUND = "not_found"
+    FALSE_READ = "false_read"
+    OTHER = "other"
+
+
+class Acknowledgement(BaseModel):
+    outcome: Outcome
+    note: str | None = Field(default=None, max_length=2000)
+
+    @model_validator(mode="after")
+    def _other_needs_note(self) -> Acknowledgement:
+        if self.outcome is Outcome.OTHER and not (self.note or "").strip():
+            raise ValueError("outcome 'other' needs a note")
+        return self
+
+
+HIT_COLUMNS = """h.hit_id, h.read_id, h.entry_id, h.list, h.camera_id, h.observed_at, h.entry_plate, h.covert,
+    h.dispatch, h.suppressed, h.payload::text AS payload_json,
+    o.outcome, o.note AS outcome_note, o.recorded_by AS outcome_by, o.recorded_at AS outcome_at"""
+
+LATEST_OUTCOME = """LEFT JOIN LATERAL (
+        SELECT outcome, note, recorded_by, recorded_at FROM hit_outcomes ho
+        WHERE ho.hit_id = h.hit_id ORDER BY recorded_at DESC, outcome_id DESC LIMIT 1
+    ) o ON true"""
+
+
+def hit_view(row: asyncpg.Record, user: User) -> dict[str, Any]:
+    """The hit as published on anpr.hits (covert lists masked there), with its suppression, its latest outcome and,
+    for cleared users only, the covert list's details."""
+    view: dict[str, Any] = orjson.loads(row["payload_json"])
+    view["suppressed"] = row["suppressed"]
+    view["dispatched"] = row["dispatch"] and not row["suppressed"]
+    if row["covert"] and user.sees_covert:
+        view["list"] = row["list"]
+        view["entry"] = {**view.get("entry", {}), "list": row["list"], "plate": row["entry_plate"]}
+    view["outcome"] = (
+        None
+        if row["outcome"] is None
+        else {
+            "outcome": row["outcome"],
+            "note": row["outcome_note"],
+            "recorded_by": row["outcome_by"],
+            "recorded_at": row["outcome_at"].isoformat(),
+        }
+    )
+    return view
+
+
+@router.get("", name="hits.list", summary="Hits in a time window, newest first, filtered")
+async def list_hits(
+    call: CallDep,
+    since: Annotated[datetime | None, Query(description="oldest observed_at (default: the open-access period)")] = None,
+    until: Annotated[datetime | None, Query(description="newest observed_at (default: now)")] = None,
+    list_name: Annotated[list[str] | None, Query(alias="list", description="only these watchlists")] = None,
+    camera: Annotated[list[str] | None, Query(description="only these cameras")] = None,
+    dispatched: Annotated[bool | None, Query(description="true: only hits dispatched (not suppressed)")] = None,
+    acknowledged: Annotated[bool | None, Query(description="true: only with an outcome; false: only without")] = None,
+    before: Annotated[str | None, Query(description="cursor from the previous page's next_before")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    policy = call.svc.settings.retention
+    since = since or default_since(policy, call.now)
+    grant = await call.grant(since=since, until=until, data_class=DataClass.HITS, cameras=camera)
+    cameras = grant.cameras(camera)
+    cursor_at, cursor_id = _parse_cursor(before) if before else (None, None)
+    if before and cursor_at is None:
+        raise await call.deny(Denied(400, f"cursor {before!r} is not one this API handed out"))
+    # Covert lists are filtered by name only for cleared users: others may not even probe a covert list's name.
+    rows = await call.svc.pool.fetch(
+        f"""SELECT {HIT_COLUMNS} FROM hits h {LATEST_OUTCOME}
+            WHERE h.observed_at >= $1 AND ($2::timestamptz IS NULL OR h.observed_at <= $2)
+              AND ($3::text[] IS NULL OR (h.list = ANY($3) AND (NOT h.covert OR $9)))
+              AND ($4::text[] IS NULL OR h.camera_id = ANY($4))
+              AND ($5::boolean IS NULL OR (h.dispatch AND NOT h.suppressed) = $5)
+              AND ($6::boolean IS NULL OR (o.outcome IS NOT NULL) = $6)
+              AND ($7::timestamptz IS NULL OR (h.observed_at, h.hit_id) < ($7, $8::uuid))
+            ORDER BY h.observed_at DESC, h.hit_id DESC LIMIT $10""",  # noqa: S608 -- constant fragments only
+        grant.since, grant.until, list_name, cameras, dispatched, acknowledged, cursor_at, cursor_id,
+        call.user.sees_covert, limit,
+    )  # fmt: skip
+    hits = [hit_view(row, call.user) for row in rows]
+    next_before = f"{rows[-1]['observed_at'].isoformat()}|{rows[-1]['hit_id']}" if len(rows) == limit else None
+    await call.answered(grant, len(hits))
+    return {"hits": hits, "next_before": next_before, "since": grant.since.isoformat() if grant.since else None}
+
+
+def _parse_cursor(cursor: str) -> tuple[datetime | None, uuid.UUID | None]:
+    at, _, hit_id = cursor.partition("|")
+    try:
+        parsed_at = datetime.fromisoformat(at)
+        if parsed_at.tzinfo is None:
+            return None, None
+        return parsed_at, uuid.UUID(hit_id)
+    except ValueError:
+        return None, None
+
+
+async def _one_hit(call: CallDep, hit_id: uuid.UUID, extra: dict[str, Any] | None = None) -> asyncpg.Record:
+    row = await call.svc.pool.fetchrow(
+        f"SELECT {HIT_COLUMNS} FROM hits h {LATEST_OUTCOME} WHERE h.hit_id = $1",  # noqa: S608 -- constants
+        hit_id,
+    )
+    if row is None:
+        raise await call.deny(Denied(404, f"no hit {hit_id}"), extra)
+    return row
+
+
+@router.get("/{hit_id}", name="hits.get", summary="One hit with its latest outcome")
+async def get_hit(call: CallDep, hit_id: uuid.UUID) -> dict[str, Any]:
+    row = await _one_hit(call, hit_id)
+    grant = await call.grant(since=row["observed_at"], data_class=DataClass.HITS, cameras=[row["camera_id"]])
+    await call.answered(grant, 1)
+    return hit_view(row, call.user)
+
+
+@router.post("/{hit_id}/ack", name="hits.ack", summary="Acknowledge a hit with its outcome")
+async def acknowledge(call: CallDep, hit_id: uuid.UUID, ack: Annotated[Acknowledgement, Body()]) -> dict[str, Any]:
+    extra = {"outcome": ack.outcome.value, "note": ack.note}
+    row = await _one_hit(call, hit_id, extra)
+    grant = await call.grant(since=row["observed_at"], data_class=DataClass.HITS, cameras=[row["camera_id"]],
+                             extra=extra)  # fmt: skip
+    async with call.svc.pool.acquire() as conn, conn.transaction():
+        recorded = await conn.fetchrow(
+            "INSERT INTO hit_outcomes (hit_id, outcome, note, recorded_by) VALUES ($1, $2, $3, $4) "
+            "RETURNING outcome, note, recorded_by, recorded_at",
+            hit_id, ack.outcome.value, ack.note, call.user.name,
+        )  # fmt: skip
+        outcome = {
+            "hit_id": str(hit_id),
+            "outcome": recorded["outcome"],
+            "note": recorded["note"],
+            "recorded_by": recorded["recorded_by"],
+            "recorded_at": recorded["recorded_at"].isoformat(),
+        }
+        # Every API process LISTENs and pushes outcomes to its open consoles; the channel is per database, the
+        # payload names the schema so that environments sharing a database do not see each other's.
+        await conn.execute(
+            "SELECT pg_notify('anpr_hit_outcomes', $1)",
+            orjson.dumps({"schema": await conn.fetchval("SELECT current_schema()"), **outcome}).decode(),
+        )
+        await call.answered(grant, 1, extra, conn=conn)
+    return outcome
