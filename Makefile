@@ -43,12 +43,19 @@ typecheck: venv
 
 check: lint typecheck
 
-# Third-party clients the tests drive: kcat (Debian package), installed when missing on Debian as root.
+# Third-party programs the tests drive: kcat, and chromium for the dispatch console's browser test (Debian packages),
+# installed when missing on Debian as root.
+TOOLS := kcat:kcat chromium:chromium
+
 tools:
-	@command -v kcat >/dev/null 2>&1 || { \
+	@for tool in $(TOOLS); do \
+	  cmd=$${tool%%:*}; pkg=$${tool#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 && continue; \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q kcat >/dev/null; \
-	  else echo "kcat is missing (apt-get install kcat): its test will be skipped" >&2; fi; }
+	    echo "installing $$pkg (apt-get)" >&2; \
+	    apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$pkg >/dev/null; \
+	  else echo "$$cmd is missing (apt-get install $$pkg): its test will be skipped" >&2; fi; \
+	done
 
 # The suite starts (or attaches to) the local infrastructure itself when the settings are unset (tests/conftest.py).
 test: check tools

@@ -87,6 +87,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "plates.cotravel": frozenset({Role.INVESTIGATOR}),
     "cameras.passages": frozenset({Role.INVESTIGATOR}),
     "cameras.list": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
+    "cameras.map": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
     "hits.list": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
     "hits.get": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
     "hits.ack": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
