@@ -92,8 +92,12 @@ def build_map(cameras: Iterable[Camera], title: str = "Zone cameras") -> str:
         if len(points) > 1:
             line = " ".join(f"{x},{y}" for x, y in sorted(points, key=lambda p: -p[1]))
             out.append(f'<polyline class="map-road" data-road="{_attr(road)}" points="{line}"/>')
+    site_at = {site: project(members[0].lat, members[0].lon) for site, members in sites.items()}
     for site, members in sites.items():
-        x, y = project(members[0].lat, members[0].lon)
+        x, y = site_at[site]
+        # Labels go right of the site, or left when another site sits close on their right.
+        crowded = any(0 < ox - x <= 120 and abs(oy - y) < 18 for other, (ox, oy) in site_at.items() if other != site)
+        lx, anchor = (x - 17, "end") if crowded else (x + 17, "start")
         border_class = " border" if any(c.border_crossing for c in members) else ""
         out.append(f'<g class="map-site{border_class}" data-site="{_attr(site)}">')
         out.append(f'<circle class="site-dot" cx="{x}" cy="{y}" r="14"/>')
@@ -106,8 +110,9 @@ def build_map(cameras: Iterable[Camera], title: str = "Zone cameras") -> str:
                 f"({escape(camera.road)}, {escape(camera.direction)})</title></circle>"
             )
         label = site.removeprefix("LM-").replace("-", " ").title()
-        out.append(f'<text class="site-label" x="{x + 17}" y="{y + 4}">{escape(label)}</text>')
-        out.append(f'<text class="road-label" x="{x + 17}" y="{y + 16}">{escape(members[0].road)}</text>')
+        out.append(f'<text class="site-label" x="{lx}" y="{y + 4}" text-anchor="{anchor}">{escape(label)}</text>')
+        road = escape(members[0].road)
+        out.append(f'<text class="road-label" x="{lx}" y="{y + 16}" text-anchor="{anchor}">{road}</text>')
         out.append("</g>")
     out.append("</svg>")
     return "\n".join(out)

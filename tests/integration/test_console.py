@@ -35,6 +35,16 @@ ENTRIES = [
 ]
 
 
+# Plate as read, plate on the list -> which characters the console marks in each (separators never).
+PLATE_MARKS: list[tuple[str, str, tuple[list[bool], list[bool]]]] = [
+    ("1-HGT-904", "1-HGT-904", ([False] * 9, [False] * 9)),
+    ("1 HGT 9O4", "1-HGT-904", ([False] * 7 + [True, False], [False] * 7 + [True, False])),
+    ("1HGT94", "1-HGT-904", ([False] * 6, [False] * 7 + [True, False])),  # a character not read
+    ("1-HGTT-904", "1-HGT-904", ([False] * 4 + [True] + [False] * 5, [False] * 9)),  # one read twice
+    ("", "AB", ([], [True, True])),
+]
+
+
 class LinkCutter:
     """A TCP relay between a console and the API whose link can be cut (open connections reset, new ones refused)
     and restored: a network loss as the browser meets it, with no test hook in the service."""
@@ -134,6 +144,10 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             await login(one, via_cutter, token_1, "SHIFT 2026-11-28 N")
             await login(two, base, token_2, "SHIFT 2026-11-28 N")
             assert await one.locator("#map svg .map-camera").count() == 12, "the zone map shows every camera"
+            assert await one.locator("#login").is_hidden()
+            for read, listed, marks in PLATE_MARKS:  # the page's own alignment code, in the browser
+                got = await one.evaluate("([r, l]) => window.Plates.alignPlates(r, l)", [read, listed])
+                assert (got["read"], got["listed"]) == marks, (read, listed, got)
 
             # Warm-up: the worker's first batch (consumer group join) is not what the 1 s is about.
             await produce("warm-1", "1-WRM-001")
@@ -199,12 +213,16 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             # The same hit delivered again (a replay upstream): shown once. A later hit proves it was processed.
             published = {h["hit_id"]: h for h in await ns.hits_payloads(6)}
             await producer.send_and_wait(ns.hits, orjson.dumps(published[sv]), sv.encode())
+            # A repeat of the priority-1 plate within the suppression window: counted, not alerted.
+            await produce("sv-2", "1-HGT-904", camera="LM-SMEERMAAS-IN")
             await produce("last-1", "1-LST-999")
             last = str(hit_id("last-1", "LAST-1"))
             await one.wait_for_selector(card(last), timeout=10_000)
             ids = await cards(one)
             assert sorted(ids) == sorted({warm, sv, *during, covert, last}), ids
             assert len(ids) == len(set(ids)) == 7
+            assert await one.inner_text("#repeats-count") == "1"
+            assert await one.get_attribute("#mute", "data-beeps") == "1", "the repeat did not beep"
             await one.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
         finally:
             await browser.close()
