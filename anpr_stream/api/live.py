@@ -186,7 +186,10 @@ class LiveHub:
         while True:
             consumer = self._consumer()
             try:
-                await ensure_topics(self.settings)
+                try:
+                    await ensure_topics(self.settings)
+                except Exception as exc:  # e.g. no right to create topics: wait for the worker to make it
+                    log.warning("could not ensure the topics (%s); waiting for %s", exc, self.settings.topics.hits)
                 await consumer.start()
                 partitions = await self._partitions(consumer)
                 consumer.assign(partitions)
