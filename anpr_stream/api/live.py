@@ -225,9 +225,8 @@ class LiveHub:
             return
         assert self.ring is not None
         self.ring.append(event)
-        for subscription in self._subscribers:
-            if subscription.user.sees_camera(event.camera_id):
-                subscription.offer("hit", event)
+        for subscription in self._subscribers:  # every one: a stream passes the hits it may not show, too
+            subscription.offer("hit", event)
 
     async def _outcomes(self) -> None:
         """LISTEN on a dedicated connection, reconnecting when it is lost."""
@@ -345,10 +344,11 @@ router = APIRouter(prefix="/v1/live", tags=["live"], dependencies=[Depends(justi
 
 STREAM_DESCRIPTION = """Server-Sent Events (`text/event-stream`), for the dispatch console. Events:
 `hit` (the payload as published on the hits topic; covert lists masked), `outcome` (an acknowledgement recorded on
-any console), `ready` (the backlog is sent; from here on live). Hits and `ready` carry an id (the stream's Kafka
-position): reconnect with it in `Last-Event-ID` (or `resume`) to get every hit after it, and the current outcomes.
-Without it, the stream starts with the last hits of the past hours. Comments (`: keepalive`) every 15 s.
-The stream never ends by itself; one audit row per connection."""
+any console), `ready` (the backlog is sent; from here on live), `position` (no hit for the caller, but the stream
+moved on). Hits, `ready` and `position` carry an id (the stream's Kafka position): reconnect with it in
+`Last-Event-ID` (or `resume`) to get every hit after it, and the current outcomes. Without it, the stream starts
+with the last hits of the past hours. Comments (`: keepalive`) every 15 s otherwise. The stream never ends by
+itself; one audit row per connection."""
 
 
 @router.get(
@@ -440,20 +440,26 @@ async def _events(
                     yield sse("hit", event.data, format_position(position))
             for partition, offset in handover.items():
                 position[partition] = max(position.get(partition, 0), offset)
-        yield sse("ready", orjson.dumps({"resumed": resume_from is not None}), format_position(position))
+        told = format_position(position)
+        yield sse("ready", orjson.dumps({"resumed": resume_from is not None}), told)
         while True:
             try:
                 kind, item = await asyncio.wait_for(subscription.queue.get(), HEARTBEAT_SECONDS)
             except TimeoutError:
                 if subscription.overflowed:
                     return  # the console resumes from its last event id
-                yield b": keepalive\n\n"
+                # A console that sees few of the hits (camera scope) still moves on: its next resume reads less.
+                now_at = format_position(position)
+                yield b": keepalive\n\n" if now_at == told else sse("position", b"{}", now_at)
+                told = now_at
                 continue
             if kind == "outcome":
                 yield sse("outcome", orjson.dumps(item))
             elif item.offset >= position.get(item.partition, 0):  # the console may be ahead (another process)
                 position[item.partition] = item.offset + 1
-                yield sse("hit", item.data, format_position(position))
+                if subscription.user.sees_camera(item.camera_id):
+                    told = format_position(position)
+                    yield sse("hit", item.data, told)
             if subscription.overflowed and subscription.queue.empty():
                 return
     finally:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from anpr_stream.api.live import parse_position
 from anpr_stream.stream.process import hit_id
 from tests.integration.conftest import ARTIFACTS, Namespace
 from tests.integration.test_pipeline import load_watchlist, reading
@@ -247,61 +249,108 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
         await conn.close()
 
 
-async def test_stream_resumes_from_kafka_beyond_the_process_memory(namespace: Namespace, tmp_path: Path) -> None:
-    """Hits published before the API started are in no process's memory: a resume from an early position reads them
-    back from Kafka; a first connection gets them as its backlog from PostgreSQL, with their outcomes."""
+async def test_stream_resumes_exactly_from_memory_or_kafka(namespace: Namespace, tmp_path: Path) -> None:
+    """Event ids are positions on a 3-partition hits topic. Hits published before the API started are in no
+    process's memory: a resume from an early position reads them back from Kafka; a first connection gets them as
+    its backlog from PostgreSQL with their outcomes; a resume from a live event's id replays from memory."""
     ns = namespace
+    ns.env["ANPR_HITS_PARTITIONS"] = "3"  # before anything creates the topics
     load_watchlist(ns, tmp_path, ENTRIES)
     ns.start_worker()
     now = datetime.now(UTC)
     await ns.produce([reading(f"cut-{i}", f"2-CUT-00{i}", now - timedelta(seconds=10 - i)) for i in range(1, 4)])
-    assert await ns.wait_for_rows("SELECT count(*) FROM hits", 3) == 3
-    assert len(await ns.hits_payloads(3)) == 3
+    early = sorted_ids(3)
+    assert sorted(orjson.loads(r.value)["hit_id"] for r in await ns.consume(ns.hits, 3)) == sorted(early)
     token = ns.add_user("dispatch-carl", "dispatcher")
     scoped = ns.add_user("dispatch-dora", "dispatcher", cameras=["LM-E314-BOORSEM-IN"])
     base = ns.start_api()
     headers = {"Authorization": f"Bearer {token}", "X-Purpose": "dispatch", "X-Case-Reference": "INC-1"}
-    first = str(hit_id("cut-1", "CUT-1"))
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client:
-        acked = await client.post(f"/v1/hits/{first}/ack", json={"outcome": "not_found"})
+    start = "0:0,1:0,2:0"
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client, asyncio.timeout(90):
+        acked = await client.post(f"/v1/hits/{early[0]}/ack", json={"outcome": "not_found"})
         assert acked.status_code == 200, acked.text
         backlog, _ = await events_until_ready(client, {})
-        assert backlog == [*(("hit", h) for h in sorted_ids(3)), ("outcome", first)], "backlog, then outcomes"
-        resumed, ready_id = await events_until_ready(client, {"Last-Event-ID": "0:0"})
-        assert [kind for kind, _ in resumed] == ["outcome", "hit", "hit", "hit"]
-        assert [h for kind, h in resumed if kind == "hit"] == sorted_ids(3)
-        assert resumed[0][1] == first
-        assert ready_id is not None and ready_id.startswith("0:")
+        assert [(k, h) for k, h, _ in backlog] == [*(("hit", h) for h in early), ("outcome", early[0])]
+
+        resumed, ready_id = await events_until_ready(client, {"Last-Event-ID": start})
+        assert resumed[0][:2] == ("outcome", early[0])
+        hits = [(h, event_id) for k, h, event_id in resumed if k == "hit"]
+        assert sorted(h for h, _ in hits) == sorted(early), "read back from Kafka"
+        assert all(event_id is not None and len(parse_position(event_id)) == 3 for _, event_id in hits)
+        after_first, _ = await events_until_ready(client, {"Last-Event-ID": str(hits[0][1])})
+        assert sorted(h for k, h, _ in after_first if k == "hit") == sorted(h for h, _ in hits[1:])
         again, _ = await events_until_ready(client, {"Last-Event-ID": ready_id})
-        assert again == [("outcome", first)], "resumed at the end: nothing but the current outcomes"
+        assert [(k, h) for k, h, _ in again] == [("outcome", early[0])], "at the end: only the current outcomes"
+
+        live_stream = stream_events(client, {"Last-Event-ID": ready_id})
+        async for kind, _, _ in live_stream:
+            if kind == "ready":
+                break
+        await ns.produce([reading("warm-1", "1-WRM-001", now), reading("last-1", "1-LST-999", now)])
+        live: list[tuple[str, str | None]] = []
+        async for kind, data, event_id in live_stream:
+            if kind == "hit":
+                live.append((data["hit_id"], event_id))
+            if len(live) == 2:
+                break
+        await live_stream.aclose()
+        later = {str(hit_id("warm-1", "WARM-1")), str(hit_id("last-1", "LAST-1"))}
+        assert {h for h, _ in live} == later
+        from_memory, _ = await events_until_ready(client, {"Last-Event-ID": str(live[0][1])})
+        assert [h for k, h, _ in from_memory if k == "hit"] == [live[1][0]], "replayed from the process's ring"
+
         bad = await client.get("/v1/live/hits", headers={"Last-Event-ID": "zero"})
         assert bad.status_code == 400
         unjustified = await client.get("/v1/live/hits", headers={"X-Purpose": ""})
         assert unjustified.status_code == 403
-        outside, _ = await events_until_ready(client, {"Authorization": f"Bearer {scoped}", "Last-Event-ID": "0:0"})
-        assert outside == [], "a scoped dispatcher sees no hit of cameras outside the scope"
+        as_scoped = {"Authorization": f"Bearer {scoped}", "Last-Event-ID": start}
+        assert (await events_until_ready(client, as_scoped))[0] == [], "no hit from cameras outside the scope"
         svg = await client.get("/v1/live/map.svg", headers={"Authorization": f"Bearer {scoped}"})
         assert svg.status_code == 200 and svg.text.count('class="map-camera"') == 1
+    conn = await ns.db()
+    try:
+        opened = await conn.fetchval("SELECT count(*) FROM audit_log WHERE endpoint = 'hits.stream' AND allowed")
+        assert opened == 7, "one audit row per connection"
+    finally:
+        await conn.close()
 
 
 def sorted_ids(count: int) -> list[str]:
     return [str(hit_id(f"cut-{i}", f"CUT-{i}")) for i in range(1, count + 1)]
 
 
-async def events_until_ready(client: httpx.AsyncClient, headers: dict[str, str]) -> tuple[list[tuple[str, str]], str]:
-    """(event kind, hit id) of a stream's events up to `ready`, and the ready event's id."""
-    out: list[tuple[str, str]] = []
+async def stream_events(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> AsyncIterator[tuple[str, dict[str, Any], str | None]]:
+    """(event, data, id) of a live-hits stream, as they come."""
     async with client.stream("GET", "/v1/live/hits", headers=headers) as response:
         assert response.status_code == 200, await response.aread()
         assert response.headers["content-type"].startswith("text/event-stream")
-        event, event_id = "", ""
+        event, data, event_id = "", "", None
         async for line in response.aiter_lines():
             if line.startswith("event: "):
                 event = line[7:]
             elif line.startswith("id: "):
                 event_id = line[4:]
-            elif line.startswith("data: ") and event == "ready":
-                return out, event_id
             elif line.startswith("data: "):
-                out.append((event, orjson.loads(line[6:])["hit_id"]))
+                data = line[6:]
+            elif not line and data:
+                yield event, orjson.loads(data), event_id
+                event, data, event_id = "", "", None
+
+
+async def events_until_ready(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> tuple[list[tuple[str, str, str | None]], str]:
+    """(event, hit id, event id) of a stream's events before `ready`, and the ready event's id."""
+    out: list[tuple[str, str, str | None]] = []
+    events = stream_events(client, headers)
+    try:
+        async for event, data, event_id in events:
+            if event == "ready":
+                assert event_id is not None
+                return out, event_id
+            out.append((event, data["hit_id"], event_id))
+    finally:
+        await events.aclose()
     raise AssertionError("the stream ended before `ready`")

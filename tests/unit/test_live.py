@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 import pytest
 
-from anpr_stream.api.live import Event, Ring, event_of, format_position, parse_position, sse
+from anpr_stream.api import live
+from anpr_stream.api.access import Role, User
+from anpr_stream.api.live import Event, Ring, Subscription, event_of, format_position, parse_position, sse
 
 
 @pytest.mark.parametrize(
@@ -66,3 +70,46 @@ def test_ring_covers_from_its_start_until_it_evicts() -> None:
     assert not ring.covers(0, 10) and ring.covers(0, 11)
     assert [e.offset for e in ring.between(0, 11, 99)] == [12, 13]
     assert ring.covers(1, 0) and [e.hit_id for e in ring.between(1, 0, 1)] == ["h-1-0"]
+
+
+class _Hub:
+    def __init__(self) -> None:
+        self.left: list[Subscription] = []
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        self.left.append(subscription)
+
+
+async def test_a_scoped_stream_shows_its_cameras_and_still_moves_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "HEARTBEAT_SECONDS", 0.05)
+    hub = _Hub()
+    subscription = Subscription(User("u", Role.DISPATCHER, frozenset({"A"})), {0: 5, 1: 2})
+    stream = live._events(hub, subscription, [b'{"hit_id":"old"}'], [b'{"hit_id":"old","outcome":"other"}'], None)
+
+    async def next_event() -> bytes:
+        return await asyncio.wait_for(anext(stream), 2)
+
+    assert await next_event() == b'event: hit\ndata: {"hit_id":"old"}\n\n'
+    assert (await next_event()).startswith(b"event: outcome\ndata: ")
+    assert await next_event() == b'event: ready\nid: 0:5,1:2\ndata: {"resumed":false}\n\n'
+    subscription.offer("hit", Event(0, 5, "x", "B", b"{}"))  # another camera: not shown
+    subscription.offer("hit", Event(1, 2, "y", "A", b'{"hit_id":"y"}'))
+    assert await next_event() == b'event: hit\nid: 0:6,1:3\ndata: {"hit_id":"y"}\n\n'
+    subscription.offer("hit", Event(1, 4, "z", "B", b"{}"))
+    subscription.offer("hit", Event(1, 3, "y", "A", b"{}"))  # behind the stream's position: already passed
+    assert await next_event() == b"event: position\nid: 0:6,1:5\ndata: {}\n\n"
+    assert await next_event() == b": keepalive\n\n"
+    subscription.offer("outcome", {"hit_id": "y", "outcome": "intercepted"})
+    assert await next_event() == b'event: outcome\ndata: {"hit_id":"y","outcome":"intercepted"}\n\n'
+    await stream.aclose()
+    assert hub.left == [subscription]
+
+
+async def test_a_stream_that_falls_too_far_behind_ends_after_what_it_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live, "QUEUE_CAPACITY", 2)
+    subscription = Subscription(User("u", Role.DISPATCHER), {0: 0})
+    for offset in range(3):
+        subscription.offer("hit", Event(0, offset, f"h{offset}", "A", b"{}"))
+    assert subscription.overflowed and subscription.queue.qsize() == 2
+    got = [chunk async for chunk in live._events(_Hub(), subscription, [], [], None)]
+    assert [c.split(b"\n")[1] for c in got] == [b"id: 0:0", b"id: 0:1", b"id: 0:2"]
