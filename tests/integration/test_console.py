@@ -143,6 +143,17 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
         try:
             one = await (await browser.new_context(viewport={"width": 1400, "height": 900})).new_page()
             two = await (await browser.new_context()).new_page()
+            problems: list[str] = []  # uncaught errors, events the page could not show, anything CSP blocked
+            for page in (one, two):
+                page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+                page.on(
+                    "console",
+                    lambda message: (
+                        problems.append(message.text)
+                        if "Content Security Policy" in message.text or "dispatch console" in message.text
+                        else None
+                    ),
+                )
             await login(one, via_cutter, token_1, "SHIFT 2026-11-28 N")
             await login(two, base, token_2, "SHIFT 2026-11-28 N")
             assert await one.locator("#map svg .map-camera").count() == 12, "the zone map shows every camera"
@@ -226,6 +237,7 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             assert await one.inner_text("#repeats-count") == "1"
             assert await one.get_attribute("#mute", "data-beeps") == "1", "the repeat did not beep"
             await one.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
+            assert problems == []
         finally:
             await browser.close()
             await producer.stop()

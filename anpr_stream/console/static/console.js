@@ -254,9 +254,14 @@
       else if (field === "data") data.push(value);
     }
     if (!data.length) return false;
-    const body = JSON.parse(data.join("\n"));
-    if (event === "hit") onHit(body, id !== null);
-    else if (event === "outcome") applyOutcome(body);
+    try {
+      const body = JSON.parse(data.join("\n"));
+      if (event === "hit") onHit(body, id !== null);
+      else if (event === "outcome") applyOutcome(body);
+    } catch (err) {
+      // one event the page cannot show must not stall the stream (a reconnect would replay it for ever)
+      console.error("dispatch console: event not shown", event, err);
+    }
     if (id !== null) state.lastEventId = id; // only once handled: a cut mid-event replays it
     if (event === "ready") {
       state.live = true;
@@ -325,7 +330,9 @@
     const priority = Number(hit.priority) || 0;
     const card = el("article", "hit-card priority-" + Math.min(Math.max(priority, 1), 4));
     card.dataset.hitId = hit.hit_id;
-    card.dataset.observed = new Date(read.observed_at).toISOString();
+    const observed = new Date(read.observed_at);
+    if (Number.isNaN(observed.getTime())) observed.setTime(Date.now());
+    card.dataset.observed = observed.toISOString();
     if (covert) card.classList.add("covert");
 
     const head = el("div", "card-head");
@@ -363,7 +370,6 @@
     card.appendChild(where);
 
     const when = el("div", "when");
-    const observed = new Date(read.observed_at);
     when.appendChild(el("time", "observed", observed.toLocaleTimeString("en-GB", { hour12: false })));
     const age = el("span", "age", "");
     age.dataset.at = String(observed.getTime());
