@@ -33,7 +33,8 @@ ENTRIES = [
     "WARM-1,wanted_person,1-WRM-001,BE,2,observe,,,PV 7,false",
     "BC-1,biker_club,2-ABN-317,BE,3,observe,,,dossier OMCG,true",
     *(f"CUT-{i},stolen_vehicle,2-CUT-00{i},BE,2,intercept,,,PV C{i},false" for i in range(1, 4)),
-    "LAST-1,stolen_vehicle,1-LST-999,BE,2,intercept,,,PV L,false",
+    "LAST-1,stolen_vehicle,1-LST-999,BE,1,intercept,,,PV L,false",
+    "MUTE-1,stolen_vehicle,1-MUT-111,BE,1,intercept,,,PV M,false",
 ]
 
 
@@ -235,7 +236,13 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             assert sorted(ids) == sorted({warm, sv, *during, covert, last}), ids
             assert len(ids) == len(set(ids)) == 7
             assert await one.inner_text("#repeats-count") == "1"
-            assert await one.get_attribute("#mute", "data-beeps") == "1", "the repeat did not beep"
+            assert await one.get_attribute("#mute", "data-beeps") == "2", "the last hit beeped, the repeat did not"
+
+            await one.click("#mute")
+            assert await one.get_attribute("#mute", "aria-pressed") == "true"
+            await produce("mute-1", "1-MUT-111")
+            await one.wait_for_selector(card(str(hit_id("mute-1", "MUTE-1"))), timeout=10_000)
+            assert await one.get_attribute("#mute", "data-beeps") == "2", "muted: no sound"
             await one.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
             assert problems == []
         finally:
