@@ -191,6 +191,8 @@ class LiveHub:
                 except Exception as exc:  # e.g. no right to create topics: wait for the worker to make it
                     log.warning("could not ensure the topics (%s); waiting for %s", exc, self.settings.topics.hits)
                 await consumer.start()
+                # The partitions as they are now: partitions added to the hits topic later reach consoles after
+                # the API restarts (or the feed does, after a failure).
                 partitions = await self._partitions(consumer)
                 consumer.assign(partitions)
                 if self.ring is None:
