@@ -348,7 +348,14 @@ async def retroactive(
     limit: Annotated[int, Query(ge=1, le=MAX_RETROACTIVE)] = 1000,
 ) -> dict[str, Any]:
     extra = {"entry_id": entry_fields.get("entry_id"), "list": entry_fields.get("list"), "lookback_days": lookback_days}
-    grant, since_at = await _granted(call, call.now - timedelta(days=lookback_days), None)
+    lookback = timedelta(days=lookback_days)
+    policy_window = call.svc.settings.retention
+    since = call.now - lookback
+    if lookback <= policy_window.open_access:
+        # A look-back as long as the open-access period (the default 30 days under BE) stays open: trimmed by the
+        # minute that keeps it inside the period by the time the decision is made.
+        since = max(since, default_since(policy_window, call.now))
+    grant, since_at = await _granted(call, since, None)
     try:
         entry = entry_from_mapping(entry_fields)
     except InvalidEntry as exc:
