@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 from rapidfuzz.distance import Levenshtein
 
 from anpr_stream.api.access import Denied, Grant, default_since
@@ -330,6 +331,24 @@ def retroactive_matches(entry: WatchlistEntry, plates: list[str], policy: MatchP
     return matched
 
 
+class RetroactiveEntry(BaseModel):
+    """A watchlist entry as in watchlist files and on the watchlist topic; validated by the same code
+    (watchlists.entry_from_mapping), whose reason a refusal carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entry_id: str = Field(max_length=128)
+    list: str = Field(description="lower_snake_case list name, e.g. stolen_vehicle (its match policy applies)")
+    plate: str = Field(max_length=64, description="the plate; `?` and `*` make a partial plate")
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 or empty")
+    priority: int = Field(description="1 (highest) to 5")
+    action: str = Field(description="e.g. intercept, observe, inform")
+    valid_from: str | None = Field(default=None, description="RFC 3339; ignored by the look-back")
+    valid_until: str | None = Field(default=None, description="RFC 3339; ignored by the look-back")
+    reference: str = ""
+    covert: bool = False
+
+
 @router.post(
     "/watchlist/retroactive",
     name="hits.retroactive",
@@ -337,17 +356,12 @@ def retroactive_matches(entry: WatchlistEntry, plates: list[str], policy: MatchP
 )
 async def retroactive(
     call: CallDep,
-    entry_fields: Annotated[
-        dict[str, Any],
-        Body(
-            description="a watchlist entry: entry_id, list, plate, country, priority, action, valid_from, valid_until, "
-            "reference, covert (as in watchlist files and the watchlist topic)"
-        ),
-    ],
+    body: Annotated[RetroactiveEntry, Body()],
     lookback_days: Annotated[int, Query(ge=1, le=366, description="days back from now to search")] = 30,
     limit: Annotated[int, Query(ge=1, le=MAX_RETROACTIVE)] = 1000,
 ) -> dict[str, Any]:
-    extra = {"entry_id": entry_fields.get("entry_id"), "list": entry_fields.get("list"), "lookback_days": lookback_days}
+    entry_fields = body.model_dump()
+    extra = {"entry_id": body.entry_id, "list": body.list, "lookback_days": lookback_days}
     lookback = timedelta(days=lookback_days)
     policy_window = call.svc.settings.retention
     since = call.now - lookback

@@ -239,6 +239,9 @@ async def test_retroactive_hits_of_a_new_entry(namespace: Namespace) -> None:
         assert refused.status_code == 403 and "older than 30 days" in refused.json()["detail"]
         invalid = http.post("/v1/watchlist/retroactive", json=entry(priority=9))
         assert invalid.status_code == 422 and "priority" in invalid.json()["detail"]
+        pattern_free = http.post("/v1/watchlist/retroactive", json=entry(plate="?-*"))
+        assert pattern_free.status_code == 422 and "no letters or digits" in pattern_free.json()["detail"]
+        assert http.post("/v1/watchlist/retroactive", json=entry(colour="red")).status_code == 422
 
     judicial = {"X-Authorisation": "judicial_with_prosecutor_decision", "X-Authorisation-Reference": "PK 26/123"}
     with client(base, token, **judicial) as http:
