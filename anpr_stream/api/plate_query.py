@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 from datetime import datetime
 from enum import StrEnum
 from itertools import combinations, pairwise
-
-import orjson
 
 from anpr_stream.plates import confusion_form, normalise, normalise_pattern
 
@@ -123,17 +122,17 @@ def fuzzy_like_patterns(form: str, distance: int) -> list[str]:
 
 def encode_cursor(observed_at: datetime, read_id: str) -> str:
     """An opaque keyset cursor: the last row's (observed_at, read_id)."""
-    return base64.urlsafe_b64encode(orjson.dumps([observed_at.isoformat(), read_id])).decode().rstrip("=")
+    return base64.urlsafe_b64encode(json.dumps([observed_at.isoformat(), read_id]).encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """The (observed_at, read_id) of a cursor this API handed out; InvalidQuery otherwise."""
     try:
-        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         at, read_id = data
         parsed = datetime.fromisoformat(at)
         if parsed.tzinfo is None or not isinstance(read_id, str):
             raise ValueError(cursor)
         return parsed, read_id
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+    except (ValueError, TypeError, binascii.Error):  # json.JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise InvalidQuery(f"cursor {cursor!r} is not one this API handed out") from None

@@ -22,6 +22,7 @@ from anpr_stream.api.plate_query import (
     wildcards_to_like,
 )
 from anpr_stream.plates import confusion_form
+from tests.unit.test_pure_core import FORBIDDEN, PACKAGE, imported_modules
 
 
 def like_matches(pattern: str, text: str) -> bool:
@@ -145,3 +146,7 @@ def test_cursor_round_trip_and_refusal() -> None:
     for bad in ["nope", encode_cursor(at, "x")[:-3], "W10", "WyIyMDI2LTExLTAxVDA4OjE1OjAwIiwgIngiXQ"]:
         with pytest.raises(InvalidQuery, match="not one this API handed out"):
             decode_cursor(bad)
+
+
+def test_plate_query_is_pure() -> None:
+    assert not imported_modules(PACKAGE / "api" / "plate_query.py") & FORBIDDEN
