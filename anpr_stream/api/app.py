@@ -84,7 +84,8 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
 def create_app(settings: Settings, routers: tuple[APIRouter, ...] = ()) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10)
+        # JIT compilation costs 300-500 ms on queries that run in ~20 ms (measured by benchmarks/bench_queries.py).
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=10, server_settings={"jit": "off"})
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)

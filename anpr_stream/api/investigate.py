@@ -1,0 +1,400 @@
+"""Investigations: plate search (exact, OCR-equivalent, fuzzy, wildcard), passages at a camera, a plate's route
+(JSON, CSV, GeoJSON), co-travel, and retroactive hits of a new watchlist entry over stored passages."""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Any
+
+import asyncpg
+import orjson
+from fastapi import APIRouter, Body, Depends, Path, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+from rapidfuzz.distance import Levenshtein
+
+from anpr_stream.api.access import Denied, Grant, default_since
+from anpr_stream.api.context import Call, CallDep, justification_headers
+from anpr_stream.api.passage_queries import (
+    Key,
+    TooManyCandidates,
+    candidate_plates,
+    cotravellers,
+    passage_view,
+    passages_page,
+    route,
+)
+from anpr_stream.api.plate_query import (
+    InvalidQuery,
+    SearchMode,
+    decode_cursor,
+    encode_cursor,
+    fuzzy_form,
+    fuzzy_like_patterns,
+    like_pattern,
+    plate_term,
+    wildcards_to_like,
+)
+from anpr_stream.cameras import Camera
+from anpr_stream.matching import WatchlistIndex
+from anpr_stream.matching.segment import MIN_FUZZY_LENGTH
+from anpr_stream.plates import confusion_form
+from anpr_stream.policy import MatchPolicy
+from anpr_stream.retention.policy import DataClass
+from anpr_stream.watchlists import InvalidEntry, WatchlistEntry, entry_from_mapping
+
+router = APIRouter(prefix="/v1", tags=["investigations"], dependencies=[Depends(justification_headers)])
+
+MAX_PAGE = 1000
+MAX_ROUTE = 10_000
+MAX_COTRAVEL_TARGETS = 2_000
+MAX_RETROACTIVE = 5_000
+
+Since = Annotated[
+    datetime | None, Query(description="oldest observed_at, with a UTC offset (default: the open-access period)")
+]
+Until = Annotated[datetime | None, Query(description="newest observed_at, with a UTC offset (default: now)")]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
+PlatePath = Annotated[str, Path(max_length=32, description="the plate as written; separators and case are ignored")]
+Ocr = Annotated[bool, Query(description="true: the plate's whole confusion class (0/O, 8/B, ...), not just the plate")]
+
+
+async def _granted(
+    call: Call, since: datetime | None, until: datetime | None, cameras: list[str] | None = None
+) -> tuple[Grant, datetime]:
+    """The access decision for a window of passages (naive timestamps refused), and the granted lower bound."""
+    for name, moment in (("since", since), ("until", until)):
+        if moment is not None and moment.tzinfo is None:
+            raise await call.deny(Denied(422, f"{name} {moment.isoformat()} has no UTC offset"))
+    policy = call.svc.settings.retention
+    grant = await call.grant(
+        since=since or default_since(policy, call.now), until=until, data_class=DataClass.PASSAGES, cameras=cameras
+    )
+    assert grant.since is not None  # decide() always bounds a data window by the retention horizon
+    return grant, grant.since
+
+
+async def _invalid(call: Call, exc: Exception) -> Exception:
+    return await call.deny(Denied(422, str(exc)))
+
+
+def _window(grant: Grant, since: datetime) -> dict[str, str | None]:
+    return {"since": since.isoformat(), "until": grant.until.isoformat() if grant.until else None}
+
+
+@router.get(
+    "/plates/search", name="plates.search", summary="Passages of a plate: exact, OCR-equivalent, fuzzy, wildcard"
+)
+async def search(
+    call: CallDep,
+    plate: Annotated[
+        str, Query(max_length=32, description="the plate; in wildcard mode `?` one character, `*` any run")
+    ],
+    mode: Annotated[SearchMode, Query(description="exact | ocr | fuzzy | wildcard")] = SearchMode.EXACT,
+    distance: Annotated[int, Query(ge=1, le=2, description="fuzzy mode: most Levenshtein edits (1 or 2)")] = 1,
+    since: Since = None,
+    until: Until = None,
+    camera: Annotated[list[str] | None, Query(description="only these cameras (repeat the parameter)")] = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    grant, since_at = await _granted(call, since, until, camera)
+    cameras = grant.cameras(camera)
+    distances: dict[str, int] = {}
+    try:
+        after = decode_cursor(cursor) if cursor else None
+        key: Key
+        value: str | list[str]
+        if mode is SearchMode.WILDCARD:
+            key, value = Key.PLATE_LIKE, like_pattern(plate)
+        elif mode is SearchMode.OCR:
+            key, value = Key.PLATE_CLASS, confusion_form(plate_term(plate))
+        elif mode is SearchMode.FUZZY:
+            form = fuzzy_form(plate_term(plate), distance)
+            candidates = await candidate_plates(
+                call.svc.pool, since_at, grant.until, cameras, class_like=fuzzy_like_patterns(form, distance),
+                lengths=(len(form) - distance, len(form) + distance),
+            )  # fmt: skip
+            for candidate in candidates:
+                found = Levenshtein.distance(confusion_form(candidate), form, score_cutoff=distance)
+                if found <= distance:
+                    distances[candidate] = found
+            key, value = Key.PLATES, sorted(distances)
+        else:
+            key, value = Key.PLATE, plate_term(plate)
+    except (InvalidQuery, TooManyCandidates) as exc:
+        raise await _invalid(call, exc) from None
+    rows = await passages_page(call.svc.pool, key, value, since_at, grant.until, cameras, after, limit)
+    passages = [passage_view(row) for row in rows]
+    if mode is SearchMode.FUZZY:
+        for passage in passages:
+            passage["distance"] = distances[passage["plate"]]
+    next_cursor = encode_cursor(rows[-1]["observed_at"], rows[-1]["read_id"]) if len(rows) == limit else None
+    await call.answered(grant, len(passages))
+    return {
+        "mode": mode.value, "searched": value if isinstance(value, str) else plate_term(plate),
+        **_window(grant, since_at), "passages": passages, "next_cursor": next_cursor,
+    }  # fmt: skip
+
+
+@router.get("/cameras/{camera_id}/passages", name="cameras.passages", summary="Passages at a camera, newest first")
+async def camera_passages(
+    call: CallDep,
+    camera_id: Annotated[str, Path(max_length=128)],
+    since: Since = None,
+    until: Until = None,
+    limit: Limit = 100,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    grant, since_at = await _granted(call, since, until, [camera_id])
+    try:
+        after = decode_cursor(cursor) if cursor else None
+    except InvalidQuery as exc:
+        raise await _invalid(call, exc) from None
+    if camera_id not in call.svc.cameras:
+        raise await call.deny(Denied(404, f"no camera {camera_id!r} in the registry"))
+    rows = await passages_page(call.svc.pool, Key.CAMERA, camera_id, since_at, grant.until, None, after, limit)
+    next_cursor = encode_cursor(rows[-1]["observed_at"], rows[-1]["read_id"]) if len(rows) == limit else None
+    await call.answered(grant, len(rows))
+    return {
+        "camera_id": camera_id, **_window(grant, since_at), "passages": [passage_view(row) for row in rows],
+        "next_cursor": next_cursor,
+    }  # fmt: skip
+
+
+class RouteFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+    GEOJSON = "geojson"
+
+
+ROUTE_CSV_FIELDS = (
+    "observed_at", "camera_id", "camera_name", "road", "direction", "lat", "lon", "plate_read", "plate", "country",
+    "confidence", "read_id",
+)  # fmt: skip
+
+
+def _route_stop(passage: dict[str, Any], camera: Camera | None) -> dict[str, Any]:
+    return {
+        **passage,
+        "camera_name": camera.name if camera else None,
+        "road": camera.road if camera else None,
+        "direction": camera.direction if camera else None,
+        "lat": camera.lat if camera else None,
+        "lon": camera.lon if camera else None,
+    }
+
+
+def route_csv(stops: list[dict[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=ROUTE_CSV_FIELDS, extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    writer.writerows({k: "" if v is None else v for k, v in stop.items()} for stop in stops)
+    return out.getvalue()
+
+
+def route_geojson(plate: str, stops: list[dict[str, Any]]) -> dict[str, Any]:
+    """A FeatureCollection: one Point per passage (null geometry for a camera missing from the registry), then
+    the LineString through the located passages in time order (RFC 7946: [lon, lat])."""
+    features: list[dict[str, Any]] = [
+        {
+            "type": "Feature",
+            "geometry": None if stop["lat"] is None else {"type": "Point", "coordinates": [stop["lon"], stop["lat"]]},
+            "properties": {k: v for k, v in stop.items() if k not in ("lat", "lon")},
+        }
+        for stop in stops
+    ]
+    line = [[stop["lon"], stop["lat"]] for stop in stops if stop["lat"] is not None]
+    if len(line) >= 2:
+        features.append({
+            "type": "Feature", "geometry": {"type": "LineString", "coordinates": line},
+            "properties": {"plate": plate, "passages": len(line)},
+        })  # fmt: skip
+    return {"type": "FeatureCollection", "features": features}
+
+
+@router.get(
+    "/plates/{plate}/route",
+    name="plates.route",
+    summary="A plate's passages in time order with camera locations (JSON, CSV or GeoJSON)",
+    responses={200: {"content": {"text/csv": {}, "application/geo+json": {}}}},
+    response_model=None,
+)
+async def plate_route(
+    call: CallDep,
+    plate: PlatePath,
+    since: Since = None,
+    until: Until = None,
+    camera: Annotated[list[str] | None, Query(description="only these cameras")] = None,
+    ocr: Ocr = False,
+    format: Annotated[RouteFormat, Query(description="json | csv | geojson")] = RouteFormat.JSON,
+    limit: Annotated[int, Query(ge=1, le=MAX_ROUTE)] = MAX_ROUTE,
+) -> dict[str, Any] | Response:
+    grant, since_at = await _granted(call, since, until, camera)
+    try:
+        normalised = plate_term(plate)
+    except InvalidQuery as exc:
+        raise await _invalid(call, exc) from None
+    key, value = (Key.PLATE_CLASS, confusion_form(normalised)) if ocr else (Key.PLATE, normalised)
+    rows = await route(call.svc.pool, key, value, since_at, grant.until, grant.cameras(camera), limit + 1)
+    truncated = len(rows) > limit
+    registry = call.svc.cameras
+    stops = [_route_stop(passage_view(row), registry.get(row["camera_id"])) for row in rows[:limit]]
+    await call.answered(grant, len(stops), {"format": format.value})
+    headers = {"X-Route-Truncated": "true" if truncated else "false"}
+    if format is RouteFormat.CSV:
+        headers["Content-Disposition"] = f'attachment; filename="route-{normalised}.csv"'
+        return Response(route_csv(stops), media_type="text/csv; charset=utf-8", headers=headers)
+    if format is RouteFormat.GEOJSON:
+        body = orjson.dumps(route_geojson(normalised, stops))
+        return Response(body, media_type="application/geo+json", headers=headers)
+    return {"plate": normalised, "ocr": ocr, **_window(grant, since_at), "truncated": truncated, "passages": stops}
+
+
+@router.get(
+    "/plates/{plate}/cotravel", name="plates.cotravel", summary="Plates travelling with a plate (convoy), ranked"
+)
+async def cotravel(
+    call: CallDep,
+    plate: PlatePath,
+    since: Since = None,
+    until: Until = None,
+    window_seconds: Annotated[int, Query(ge=1, le=3600, description="+- seconds around each target passage")] = 60,
+    min_cameras: Annotated[int, Query(ge=1, le=100, description="at least this many shared distinct cameras")] = 2,
+    camera: Annotated[list[str] | None, Query(description="only the target's passages at these cameras")] = None,
+    ocr: Ocr = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> dict[str, Any]:
+    grant, since_at = await _granted(call, since, until, camera)
+    try:
+        normalised = plate_term(plate)
+    except InvalidQuery as exc:
+        raise await _invalid(call, exc) from None
+    plate_class = confusion_form(normalised)
+    key, value = (Key.PLATE_CLASS, plate_class) if ocr else (Key.PLATE, normalised)
+    targets, rows = await cotravellers(
+        call.svc.pool, key, value, plate_class, since_at, grant.until, grant.cameras(camera),
+        timedelta(seconds=window_seconds), min_cameras, limit, MAX_COTRAVEL_TARGETS,
+    )  # fmt: skip
+    found = [
+        {
+            "plate": row["plate"],
+            "plates": sorted(row["plates"]),
+            "cameras": row["cameras"],
+            "copassages": row["copassages"],
+            "shared": [
+                {"camera_id": c, "observed_at": at.isoformat(), "target_observed_at": target.isoformat()}
+                for c, at, target in zip(row["shared_cameras"], row["shared_at"], row["target_at"], strict=True)
+            ],
+        }
+        for row in rows
+    ]
+    await call.answered(grant, len(found))
+    return {
+        "plate": normalised, "ocr": ocr, **_window(grant, since_at), "window_seconds": window_seconds,
+        "min_cameras": min_cameras, "target_passages": targets,
+        "target_passages_truncated": targets >= MAX_COTRAVEL_TARGETS, "cotravellers": found,
+    }  # fmt: skip
+
+
+def retroactive_candidates(entry: WatchlistEntry, policy: MatchPolicy) -> dict[str, Any]:
+    """How to pull candidates for an entry from the passages: the confusion class for exact and OCR-equivalent
+    entries, LIKE patterns on it for partial plates and for fuzzy ones (the list's distance under the live match
+    policy). Every candidate is then verified by the live matcher, so this only has to miss nothing."""
+    form = confusion_form(entry.normalised)
+    if entry.is_pattern:
+        return {"class_like": [wildcards_to_like(form)]}
+    distance = policy.for_list(entry.list).max_distance
+    if distance and len(entry.normalised) >= MIN_FUZZY_LENGTH:
+        return {
+            "class_like": fuzzy_like_patterns(form, distance),
+            "lengths": (len(form) - distance, len(form) + distance),
+        }
+    return {"class_equals": form}
+
+
+def retroactive_matches(entry: WatchlistEntry, plates: list[str], policy: MatchPolicy) -> dict[str, tuple[str, int]]:
+    """Plate -> (match kind, distance) for the candidate plates the live matcher matches to the entry. Validity
+    dates are left out: a look-back asks about the past whatever date the entry starts being alerted on."""
+    index = WatchlistIndex.build([replace(entry, valid_from=None, valid_until=None)])
+    at = datetime.now(UTC)
+    matched: dict[str, tuple[str, int]] = {}
+    for plate in plates:
+        found = index.match(plate, at, policy)
+        if found:
+            matched[plate] = (found[0].kind, found[0].distance)
+    return matched
+
+
+class RetroactiveEntry(BaseModel):
+    """A watchlist entry as in watchlist files and on the watchlist topic; validated by the same code
+    (watchlists.entry_from_mapping), whose reason a refusal carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    entry_id: str = Field(max_length=128)
+    list: str = Field(description="lower_snake_case list name, e.g. stolen_vehicle (its match policy applies)")
+    plate: str = Field(max_length=64, description="the plate; `?` and `*` make a partial plate")
+    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 or empty")
+    priority: int = Field(description="1 (highest) to 5")
+    action: str = Field(description="e.g. intercept, observe, inform")
+    valid_from: str | None = Field(default=None, description="RFC 3339; ignored by the look-back")
+    valid_until: str | None = Field(default=None, description="RFC 3339; ignored by the look-back")
+    reference: str = ""
+    covert: bool = False
+
+
+@router.post(
+    "/watchlist/retroactive",
+    name="hits.retroactive",
+    summary="Retroactive hits: stored passages in a look-back window that a (new) watchlist entry matches",
+)
+async def retroactive(
+    call: CallDep,
+    body: Annotated[RetroactiveEntry, Body()],
+    lookback_days: Annotated[int, Query(ge=1, le=366, description="days back from now to search")] = 30,
+    limit: Annotated[int, Query(ge=1, le=MAX_RETROACTIVE)] = 1000,
+) -> dict[str, Any]:
+    entry_fields = body.model_dump()
+    extra = {"entry_id": body.entry_id, "list": body.list, "lookback_days": lookback_days}
+    lookback = timedelta(days=lookback_days)
+    policy_window = call.svc.settings.retention
+    since = call.now - lookback
+    if lookback <= policy_window.open_access:
+        # A look-back as long as the open-access period (the default 30 days under BE) stays open: trimmed by the
+        # minute that keeps it inside the period by the time the decision is made.
+        since = max(since, default_since(policy_window, call.now))
+    grant, since_at = await _granted(call, since, None)
+    try:
+        entry = entry_from_mapping(entry_fields)
+    except InvalidEntry as exc:
+        raise await call.deny(Denied(422, f"invalid watchlist entry: {exc}"), extra) from None
+    policy = MatchPolicy.parse(call.svc.settings.match_policy)
+    cameras = grant.cameras(None)
+    try:
+        plates = await candidate_plates(
+            call.svc.pool, since_at, grant.until, cameras, **retroactive_candidates(entry, policy)
+        )
+    except TooManyCandidates as exc:
+        raise await call.deny(Denied(422, str(exc)), extra) from None
+    matched = retroactive_matches(entry, plates, policy)
+    rows: list[asyncpg.Record] = []
+    if matched:
+        rows = await passages_page(
+            call.svc.pool, Key.PLATES, sorted(matched), since_at, grant.until, cameras, None, limit + 1
+        )
+    hits = [
+        {**passage_view(row), "match_kind": matched[row["plate_norm"]][0], "distance": matched[row["plate_norm"]][1]}
+        for row in rows[:limit]
+    ]
+    await call.answered(grant, len(hits), extra)
+    return {
+        "entry": {"entry_id": entry.entry_id, "list": entry.list, "plate": entry.plate},
+        "lookback_days": lookback_days, **_window(grant, since_at), "count": len(hits),
+        "truncated": len(rows) > limit, "plates": sorted(matched), "hits": hits,
+    }  # fmt: skip
