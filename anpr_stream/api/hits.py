@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import asyncpg
 import orjson
 from fastapi import APIRouter, Body, Depends, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
 
 from anpr_stream.api.access import Denied, User, default_since
 from anpr_stream.api.context import CallDep, justification_headers
@@ -72,8 +72,10 @@ def hit_view(row: asyncpg.Record, user: User) -> dict[str, Any]:
 @router.get("", name="hits.list", summary="Hits in a time window, newest first, filtered")
 async def list_hits(
     call: CallDep,
-    since: Annotated[datetime | None, Query(description="oldest observed_at (default: the open-access period)")] = None,
-    until: Annotated[datetime | None, Query(description="newest observed_at (default: now)")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="oldest observed_at (default: the open-access period)")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="newest observed_at (default: now)")] = None,
     list_name: Annotated[list[str] | None, Query(alias="list", description="only these watchlists")] = None,
     camera: Annotated[list[str] | None, Query(description="only these cameras")] = None,
     dispatched: Annotated[bool | None, Query(description="true: only hits dispatched (not suppressed)")] = None,
