@@ -179,7 +179,11 @@ def decide(
             "such data is deleted and never returned",
         )
     effective_since = horizon if since is None or since < horizon else since
-    required = required_authorisation(policy, now - effective_since, data_class)
+    # The oldest data the window may return is at the horizon itself (retained: only data *before* it is past
+    # retention). required_authorisation() calls an age of exactly the horizon expired, so a window clamped to the
+    # horizon would always be refused: ask for the age just inside it instead.
+    oldest_age = min(now - effective_since, policy.horizon_for(data_class) - timedelta.resolution)
+    required = required_authorisation(policy, oldest_age, data_class)
     if not authorisation_covers(justification.authorisation, required):
         open_from = now - policy.open_access
         raise Denied(

@@ -133,7 +133,10 @@ async def _one_hit(call: CallDep, hit_id: uuid.UUID, extra: dict[str, Any] | Non
 @router.get("/{hit_id}", name="hits.get", summary="One hit with its latest outcome")
 async def get_hit(call: CallDep, hit_id: uuid.UUID) -> dict[str, Any]:
     row = await _one_hit(call, hit_id)
-    grant = await call.grant(since=row["observed_at"], data_class=DataClass.HITS, cameras=[row["camera_id"]])
+    # One record: its own instant is the whole window, so a hit past retention (not purged yet) is refused, not
+    # clamped into the horizon and granted.
+    at = row["observed_at"]
+    grant = await call.grant(since=at, until=at, data_class=DataClass.HITS, cameras=[row["camera_id"]])
     await call.answered(grant, 1)
     return hit_view(row, call.user)
 
@@ -142,7 +145,8 @@ async def get_hit(call: CallDep, hit_id: uuid.UUID) -> dict[str, Any]:
 async def acknowledge(call: CallDep, hit_id: uuid.UUID, ack: Annotated[Acknowledgement, Body()]) -> dict[str, Any]:
     extra = {"outcome": ack.outcome.value, "note": ack.note}
     row = await _one_hit(call, hit_id, extra)
-    grant = await call.grant(since=row["observed_at"], data_class=DataClass.HITS, cameras=[row["camera_id"]],
+    at = row["observed_at"]
+    grant = await call.grant(since=at, until=at, data_class=DataClass.HITS, cameras=[row["camera_id"]],
                              extra=extra)  # fmt: skip
     async with call.svc.pool.acquire() as conn, conn.transaction():
         recorded = await conn.fetchrow(
