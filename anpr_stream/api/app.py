@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from anpr_stream import __version__
 from anpr_stream.api import hits
-from anpr_stream.api.context import CallDep, Services, audit, services
+from anpr_stream.api.context import CallDep, Services, audit, error_responses, services
 from anpr_stream.api.users import authenticate
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.config import Settings
@@ -31,7 +31,7 @@ allowed or denied. Requests for camera data state their purpose (`X-Purpose`) an
 authorisation kind (`X-Authorisation`) and its reference (`X-Authorisation-Reference`), else 403 with the reason.
 Data past retention is never returned."""
 
-general = APIRouter(prefix="/v1", tags=["general"])
+general = APIRouter(prefix="/v1", tags=["general"], responses=error_responses(400, 401, 403))
 
 
 @general.get("/me", name="me", summary="The caller: name, role, camera scope, covert clearance")

@@ -12,11 +12,11 @@ from fastapi.responses import Response
 from pydantic import AwareDatetime
 
 from anpr_stream.api.access import Denied
-from anpr_stream.api.context import CallDep
+from anpr_stream.api.context import CallDep, error_responses
 from anpr_stream.dpo.export import Section, to_csv
 from anpr_stream.dpo.report import DpoReport, build_report
 
-router = APIRouter(prefix="/v1/dpo", tags=["dpo"])
+router = APIRouter(prefix="/v1/dpo", tags=["dpo"], responses=error_responses(400, 401, 403))
 
 DEFAULT_WINDOW = timedelta(days=30)
 

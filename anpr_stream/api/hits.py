@@ -10,13 +10,18 @@ from typing import Annotated, Any
 import asyncpg
 import orjson
 from fastapi import APIRouter, Body, Depends, Query
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from anpr_stream.api.access import Denied, User, default_since
-from anpr_stream.api.context import CallDep, justification_headers
+from anpr_stream.api.context import CallDep, error_responses, justification_headers
 from anpr_stream.retention.policy import DataClass
 
-router = APIRouter(prefix="/v1/hits", tags=["hits"], dependencies=[Depends(justification_headers)])
+router = APIRouter(
+    prefix="/v1/hits",
+    tags=["hits"],
+    dependencies=[Depends(justification_headers)],
+    responses=error_responses(400, 401, 403, 404),
+)
 
 
 class Outcome(StrEnum):
@@ -27,8 +32,17 @@ class Outcome(StrEnum):
 
 
 class Acknowledgement(BaseModel):
+    # The rule below, in the OpenAPI document too (clients and schemathesis see it): `other` needs a note.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"outcome": {"const": "other"}}, "required": ["outcome"]},
+            "then": {"required": ["note"], "properties": {"note": {"type": "string", "pattern": "\\S"}}},
+        }
+    )
+
     outcome: Outcome
-    note: str | None = Field(default=None, max_length=2000)
+    # PostgreSQL text cannot hold NUL: refused as invalid input (422), not failed on in the INSERT (500).
+    note: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$")
 
     @model_validator(mode="after")
     def _other_needs_note(self) -> Acknowledgement:

@@ -289,6 +289,10 @@ async def test_every_request_is_audited_once(namespace: Namespace) -> None:
             ("GET", "/v1/hits", {**auth, "X-Authorisation": "root"}, None, 400, "ines", "hits.list", False,
              "is not one of"),
             ("GET", f"/v1/hits/{uuid.uuid4()}", auth, None, 404, "ines", "hits.get", False, "no hit"),
+            # PostgreSQL text holds no NUL: refused before any query, and still audited (NUL stored as U+FFFD).
+            ("GET", "/v1/hits?camera=LM%00X", auth, None, 400, "ines", "hits.list", False, "NUL characters"),
+            ("POST", f"/v1/hits/{hit}/ack", auth, {"outcome": "false_read", "note": "a\u0000b"}, 422, "ines",
+             "hits.ack", False, "invalid request: body.note"),
             ("GET", f"/v1/hits/{hit}", auth, None, 200, "ines", "hits.get", True, None),
             ("POST", f"/v1/hits/{hit}/ack", auth, {"outcome": "false_read", "note": "OCR"}, 200, "ines", "hits.ack",
              True, None),
@@ -303,9 +307,11 @@ async def test_every_request_is_audited_once(namespace: Namespace) -> None:
                 row = rows[0]
                 assert (row["actor"], row["endpoint"], row["allowed"]) == (actor, endpoint, allowed), (path, status)
                 assert reason is None or reason in row["reason"], (row["reason"], reason)
+        camera = await conn.fetchval("SELECT parameters->>'camera' FROM audit_log WHERE reason LIKE '%NUL%'")
+        assert camera == "LM\ufffdX"
         ack = await conn.fetchrow("SELECT parameters::text AS p FROM audit_log WHERE endpoint = 'hits.ack' AND allowed")
         assert orjson.loads(ack["p"]) == {"hit_id": str(hit), "outcome": "false_read", "note": "OCR"}
     finally:
         await conn.close()
     verified = namespace.cli("audit", "verify")
-    assert verified.returncode == 0 and b"intact: 9 rows" in verified.stdout
+    assert verified.returncode == 0 and b"intact: 11 rows" in verified.stdout
