@@ -12,9 +12,11 @@ import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from anpr_stream import __version__
 from anpr_stream.api import hits
+from anpr_stream.api.access import Role
 from anpr_stream.api.context import CallDep, Services, audit, error_responses, services
 from anpr_stream.api.users import authenticate
 from anpr_stream.cameras import CameraRegistry
@@ -34,7 +36,34 @@ Data past retention is never returned."""
 general = APIRouter(prefix="/v1", tags=["general"], responses=error_responses(400, 401, 403))
 
 
-@general.get("/me", name="me", summary="The caller: name, role, camera scope, covert clearance")
+class RetentionView(BaseModel):
+    policy: str
+    open_access_days: int
+
+
+class MeView(BaseModel):
+    name: str
+    role: Role
+    cameras: list[str] | None = Field(description="the camera scope; null: every camera")
+    covert: bool = Field(description="sees covert lists' details")
+    retention: RetentionView
+
+
+class CameraView(BaseModel):
+    camera_id: str
+    name: str
+    site: str
+    road: str
+    direction: str
+    lat: float
+    lon: float
+
+
+class CameraList(BaseModel):
+    cameras: list[CameraView]
+
+
+@general.get("/me", name="me", summary="The caller: name, role, camera scope, covert clearance", response_model=MeView)
 async def me(call: CallDep) -> dict[str, Any]:
     grant = await call.grant()
     await call.answered(grant, 1)
@@ -49,7 +78,12 @@ async def me(call: CallDep) -> dict[str, Any]:
     }
 
 
-@general.get("/cameras", name="cameras.list", summary="The camera registry (within the caller's scope)")
+@general.get(
+    "/cameras",
+    name="cameras.list",
+    summary="The camera registry (within the caller's scope)",
+    response_model=CameraList,
+)
 async def cameras(call: CallDep) -> dict[str, Any]:
     grant = await call.grant()
     shown = [

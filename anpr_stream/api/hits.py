@@ -61,6 +61,50 @@ LATEST_OUTCOME = """LEFT JOIN LATERAL (
     ) o ON true"""
 
 
+# Times in responses are the handlers' own isoformat() text (…+00:00), passed through unchanged: a `datetime` field
+# would re-serialise them as …Z, and clients comparing them with the live feed's would see two spellings.
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class OutcomeView(BaseModel):
+    outcome: Outcome
+    note: str | None
+    recorded_by: str
+    recorded_at: Timestamp
+
+
+class RecordedOutcome(OutcomeView):
+    hit_id: str
+
+
+class HitView(BaseModel):
+    """A hit as `hit_view` returns it: the published payload (documented in README, Message contracts; its nested
+    parts are open: a read keeps fields the cameras send), suppression, dispatch and the latest outcome."""
+
+    model_config = ConfigDict(extra="allow")
+
+    hit_id: str
+    read_id: str
+    entry_id: str
+    list: str | None = Field(description="null for covert lists unless the caller is cleared")
+    priority: int
+    action: str
+    match: str
+    distance: int
+    suppressed: bool
+    dispatched: bool
+    read: dict[str, Any]
+    camera: dict[str, Any]
+    entry: dict[str, Any]
+    outcome: OutcomeView | None
+
+
+class HitPage(BaseModel):
+    hits: list[HitView]
+    next_before: str | None = Field(description="cursor for the next (older) page; null on the last page")
+    since: Timestamp | None = Field(description="the window's start as granted (clamped to retention)")
+
+
 def hit_view(row: asyncpg.Record, user: User) -> dict[str, Any]:
     """The hit as published on anpr.hits (covert lists masked there), with its suppression, its latest outcome and,
     for cleared users only, the covert list's details."""
@@ -83,7 +127,7 @@ def hit_view(row: asyncpg.Record, user: User) -> dict[str, Any]:
     return view
 
 
-@router.get("", name="hits.list", summary="Hits in a time window, newest first, filtered")
+@router.get("", name="hits.list", summary="Hits in a time window, newest first, filtered", response_model=HitPage)
 async def list_hits(
     call: CallDep,
     since: Annotated[
@@ -144,7 +188,7 @@ async def _one_hit(call: CallDep, hit_id: uuid.UUID, extra: dict[str, Any] | Non
     return row
 
 
-@router.get("/{hit_id}", name="hits.get", summary="One hit with its latest outcome")
+@router.get("/{hit_id}", name="hits.get", summary="One hit with its latest outcome", response_model=HitView)
 async def get_hit(call: CallDep, hit_id: uuid.UUID) -> dict[str, Any]:
     row = await _one_hit(call, hit_id)
     # One record: its own instant is the whole window, so a hit past retention (not purged yet) is refused, not
@@ -155,7 +199,9 @@ async def get_hit(call: CallDep, hit_id: uuid.UUID) -> dict[str, Any]:
     return hit_view(row, call.user)
 
 
-@router.post("/{hit_id}/ack", name="hits.ack", summary="Acknowledge a hit with its outcome")
+@router.post(
+    "/{hit_id}/ack", name="hits.ack", summary="Acknowledge a hit with its outcome", response_model=RecordedOutcome
+)
 async def acknowledge(call: CallDep, hit_id: uuid.UUID, ack: Annotated[Acknowledgement, Body()]) -> dict[str, Any]:
     extra = {"outcome": ack.outcome.value, "note": ack.note}
     row = await _one_hit(call, hit_id, extra)
