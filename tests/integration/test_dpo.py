@@ -6,10 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import httpx
 import pytest
 
@@ -18,49 +16,46 @@ from anpr_stream.audit.log import append_audit
 from anpr_stream.retention import preset
 from anpr_stream.retention.purge import purge
 from tests.integration.conftest import Namespace
+from tests.integration.test_api_access import plant_hit
 
 pytestmark = pytest.mark.integration
 
 
-async def _plant(conn: asyncpg.Connection, now: datetime) -> None:
+@pytest.fixture
+async def planted(namespace: Namespace) -> datetime:
     """Passages 400 and 2 days old (the old day is past the BE horizon: a violation), a hit and its outcome, audit
-    rows of two users, one purge run."""
-    for age in (400, 2):
-        at = now - timedelta(days=age, minutes=1)
-        await conn.execute("SELECT ensure_passage_partition($1)", at.date())
-        await conn.execute(
-            """INSERT INTO passages (read_id, camera_id, observed_at, plate_raw, plate_norm, plate_class, confidence,
-                   camera_known) VALUES ($1, 'LM-EISDEN', $2, '1ABC123', '1ABC123', '1ABC123', 0.9, true)""",
-            f"r{age}", at,
-        )  # fmt: skip
-    hit = uuid.uuid4()
-    await conn.execute(
-        """INSERT INTO hits (hit_id, read_id, entry_id, list, camera_id, observed_at, plate_raw, plate_norm,
-               plate_class, entry_plate, match_kind, distance, priority, action, covert, dispatch, suppressed,
-               detected_at, payload)
-           VALUES ($1, 'r2', 'e1', 'stolen', 'LM-EISDEN', $2, '1ABC123', '1ABC123', '1ABC123', '1ABC123', 'exact', 0,
-               1, 'intercept', false, true, false, $2, '{}')""",
-        hit, now - timedelta(days=2),
-    )  # fmt: skip
-    await conn.execute("INSERT INTO hit_outcomes (hit_id, outcome, recorded_by) VALUES ($1, 'intercepted', 'd')", hit)
-    for actor, purpose, allowed in [("alice", "burglary", True), ("alice", "burglary", True),
-                                    ("alice", "theft", False), ("bob", None, False)]:  # fmt: skip
-        await append_audit(conn, AuditRecord(
-            actor=actor, role="investigator", endpoint="hits.list", allowed=allowed, purpose=purpose,
-            case_reference="LM.1" if purpose else None, reason=None if allowed else f"{actor} refused",
-            result_count=3 if allowed else None,
-        ))  # fmt: skip
-    # A purge as of 40 days ago (horizon 405 days back): records a run, removes nothing planted.
-    assert not (await purge(conn, preset("be"), now - timedelta(days=40))).removed_anything
-
-
-async def test_cli_report_json_and_csv(namespace: Namespace, tmp_path: object) -> None:
+    rows of two users, one purge run. Returns the instant it was planted at."""
     now = datetime.now(UTC)
     conn = await namespace.db()
     try:
-        await _plant(conn, now)
+        for age in (400, 2):
+            at = now - timedelta(days=age, minutes=1)
+            await conn.execute("SELECT ensure_passage_partition($1)", at.date())
+            await conn.execute(
+                """INSERT INTO passages (read_id, camera_id, observed_at, plate_raw, plate_norm, plate_class,
+                       confidence, camera_known) VALUES ($1, 'LM-EISDEN', $2, '1ABC123', '1ABC123', '1ABC123', 0.9,
+                       true)""",
+                f"r{age}", at,
+            )  # fmt: skip
+        hit = await plant_hit(conn, timedelta(days=2))
+        await conn.execute("INSERT INTO hit_outcomes (hit_id, outcome, recorded_by) VALUES ($1, 'intercepted', 'd')",
+                           hit)  # fmt: skip
+        for actor, purpose, allowed in [("alice", "burglary", True), ("alice", "burglary", True),
+                                        ("alice", "theft", False), ("bob", None, False)]:  # fmt: skip
+            await append_audit(conn, AuditRecord(
+                actor=actor, role="investigator", endpoint="hits.list", allowed=allowed, purpose=purpose,
+                case_reference="LM.1" if purpose else None, reason=None if allowed else f"{actor} refused",
+                result_count=3 if allowed else None,
+            ))  # fmt: skip
+        # A purge as of 40 days ago (horizon 405 days back): records a run, removes nothing planted.
+        assert not (await purge(conn, preset("be"), now - timedelta(days=40))).removed_anything
     finally:
         await conn.close()
+    return now
+
+
+async def test_cli_report_json_and_csv(namespace: Namespace, planted: datetime, tmp_path: object) -> None:
+    now = planted
     done = namespace.cli("dpo", "report")
     assert done.returncode == 1, done.stderr.decode()  # a violation: exit 1, report written
     report = json.loads(done.stdout)
@@ -111,13 +106,8 @@ def test_cli_report_refuses_bad_windows(namespace: Namespace) -> None:
     assert bad.returncode == 2 and b"--format csv" in bad.stderr
 
 
-async def test_api_report_for_dpo_and_admin_only(namespace: Namespace) -> None:
-    now = datetime.now(UTC)
-    conn = await namespace.db()
-    try:
-        await _plant(conn, now)
-    finally:
-        await conn.close()
+async def test_api_report_for_dpo_and_admin_only(namespace: Namespace, planted: datetime) -> None:
+    now = planted
     tokens = {role: namespace.add_user(f"u-{role}", role) for role in ("dpo", "admin", "dispatcher", "investigator")}
     base = namespace.start_api()
     async with httpx.AsyncClient(base_url=base, timeout=60) as client:

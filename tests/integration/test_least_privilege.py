@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -21,6 +20,7 @@ from anpr_stream.retention import preset
 from anpr_stream.retention.purge import run_purge
 from anpr_stream.sinks.migrate import migrate
 from tests.integration.conftest import Namespace
+from tests.integration.test_api_access import plant_hit
 from tests.integration.test_pipeline import load_watchlist, reading
 
 pytestmark = pytest.mark.integration
@@ -67,15 +67,7 @@ async def test_service_login_writes_what_it_must_and_nothing_else(namespace: Nam
             columns=("read_id", "camera_id", "observed_at", "plate_raw", "plate_norm", "plate_class", "confidence",
                      "camera_known"),
         )  # fmt: skip
-        hit = uuid.uuid4()
-        await svc.execute(
-            """INSERT INTO hits (hit_id, read_id, entry_id, list, camera_id, observed_at, plate_raw, plate_norm,
-                   plate_class, entry_plate, match_kind, distance, priority, action, covert, dispatch, suppressed,
-                   detected_at, payload)
-               VALUES ($1, 'r1', 'e1', 'stolen', 'LM-EISDEN', $2, '1ABC123', '1ABC123', '1ABC123', '1ABC123', 'exact',
-                   0, 1, 'intercept', false, true, false, $2, '{}') ON CONFLICT DO NOTHING""",
-            hit, at,
-        )  # fmt: skip
+        hit = await plant_hit(svc, timedelta(days=1))
         await svc.execute("INSERT INTO hit_outcomes (hit_id, outcome, recorded_by) VALUES ($1, 'not_found', 'd')", hit)
         await append_audit(svc, AuditRecord(actor="svc", role="service", endpoint="probe", allowed=True))
         assert (await verify_audit(svc)).intact
