@@ -4,6 +4,7 @@ exactly one audit row per request (allowed, 400, 401, 403, 404, 422) with the ch
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -307,6 +308,9 @@ async def test_every_request_is_audited_once(namespace: Namespace) -> None:
                 row = rows[0]
                 assert (row["actor"], row["endpoint"], row["allowed"]) == (actor, endpoint, allowed), (path, status)
                 assert reason is None or reason in row["reason"], (row["reason"], reason)
+        # Tokens are stored only as their sha256.
+        stored = await conn.fetchrow("SELECT t::text AS row, token_hash FROM api_users t WHERE name = 'ines'")
+        assert token not in stored["row"] and stored["token_hash"] == hashlib.sha256(token.encode()).digest()
         camera = await conn.fetchval("SELECT parameters->>'camera' FROM audit_log WHERE reason LIKE '%NUL%'")
         assert camera == "LM\ufffdX"
         ack = await conn.fetchrow("SELECT parameters::text AS p FROM audit_log WHERE endpoint = 'hits.ack' AND allowed")
