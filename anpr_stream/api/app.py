@@ -96,23 +96,38 @@ async def cameras(call: CallDep) -> dict[str, Any]:
     return {"cameras": shown}
 
 
+async def _requester(request: Request) -> tuple[str, str]:
+    """Actor and role for the audit row of a request refused before (or outside) the route's own decision."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    user = await authenticate(services(request).pool, token) if token else None
+    return (user.name, user.role.value) if user else ("(unauthenticated)", "-")
+
+
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     """A malformed request is a request too: audited as denied, with who sent it when the token is valid."""
     assert isinstance(exc, RequestValidationError)
-    svc = services(request)
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    user = await authenticate(svc.pool, token) if token else None
     errors = [
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
         for e in exc.errors()
     ]
     reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:1000]
-    await audit(
-        svc, request, user.name if user else "(unauthenticated)", user.role.value if user else "-", False,
-        reason=f"invalid request: {reason}",
-    )  # fmt: skip
+    actor, role = await _requester(request)
+    await audit(services(request), request, actor, role, False, reason=f"invalid request: {reason}")
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+
+
+async def _unstorable_text(request: Request, exc: Exception) -> JSONResponse:
+    """Safety net for every route: text PostgreSQL cannot hold (NUL, U+0000 in JSON) that a route's model let
+    through is the caller's error (400, audited), not the server's (500). Query parameters are refused earlier, in
+    the Call dependency; string fields of request bodies should refuse NUL in their model (pattern `^[^\\x00]*$`)."""
+    reason = "text with NUL characters cannot be stored or searched"
+    actor, role = await _requester(request)
+    await audit(services(request), request, actor, role, False, reason=reason)
+    return JSONResponse({"detail": reason}, status_code=400)
 
 
 def create_app(settings: Settings, routers: tuple[APIRouter, ...] = ()) -> FastAPI:
@@ -129,6 +144,8 @@ def create_app(settings: Settings, routers: tuple[APIRouter, ...] = ()) -> FastA
 
     app = FastAPI(title="anpr-stream API", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    for error in UNSTORABLE_TEXT:
+        app.add_exception_handler(error, _unstorable_text)
     for router in (general, hits.router, *routers):
         app.include_router(router)
     return app

@@ -15,8 +15,11 @@ import asyncpg
 import httpx
 import orjson
 import pytest
+from fastapi import APIRouter, Request
 
 from anpr_stream.api.access import DATA_ENDPOINTS, PERMISSIONS, Role
+from anpr_stream.api.app import create_app
+from anpr_stream.api.context import services
 from anpr_stream.api.server import build_app
 from anpr_stream.config import Settings
 from anpr_stream.stream.hits import COVERT_INSTRUCTION
@@ -319,3 +322,28 @@ async def test_every_request_is_audited_once(namespace: Namespace) -> None:
         await conn.close()
     verified = namespace.cli("audit", "verify")
     assert verified.returncode == 0 and b"intact: 11 rows" in verified.stdout
+
+
+async def test_text_postgresql_cannot_hold_is_a_400_on_any_route(namespace: Namespace) -> None:
+    """The app-wide safety net, for a route (here a probe) whose own validation lets NUL through to the database."""
+    probe = APIRouter()
+
+    @probe.get("/probe", name="me")
+    async def echo(request: Request) -> dict[str, Any]:
+        return {"echo": await services(request).pool.fetchval("SELECT $1::text", request.query_params["q"])}
+
+    token = namespace.add_user("ines", "investigator")
+    app = create_app(Settings.from_env(namespace.env), routers=(probe,))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+            auth = {"Authorization": f"Bearer {token}"}
+            assert (await client.get("/probe", params={"q": "ok"}, headers=auth)).json() == {"echo": "ok"}
+            got = await client.get("/probe", params={"q": "a\x00b"}, headers=auth)
+    assert got.status_code == 400 and "NUL" in got.json()["detail"]
+    conn = await namespace.db()
+    try:
+        row = await conn.fetchrow("SELECT actor, allowed, reason, parameters->>'q' AS q FROM audit_log")
+    finally:
+        await conn.close()
+    assert (row["actor"], row["allowed"], row["q"]) == ("ines", False, "a\ufffdb") and "NUL" in row["reason"]
