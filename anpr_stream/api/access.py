@@ -144,6 +144,22 @@ def check_role(user: User, endpoint: str) -> None:
         raise Denied(403, f"role {user.role} may not use {endpoint} (allowed: {roles})")
 
 
+def _check_stated(justification: Justification) -> None:
+    if not justification.purpose:
+        raise Denied(403, "every data request states its purpose (X-Purpose header)")
+    if not justification.case_reference:
+        raise Denied(403, "every data request carries a case or incident reference (X-Case-Reference header)")
+
+
+def check_request(user: User, endpoint: str, justification: Justification) -> None:
+    """What is decided before any data is looked at: the role and, for data endpoints, the stated purpose and case.
+    A route that must fetch a record to decide the rest (its age, its camera) runs this first, so that a caller who
+    may not ask learns nothing, not even whether the record exists (404)."""
+    check_role(user, endpoint)
+    if endpoint in DATA_ENDPOINTS:
+        _check_stated(justification)
+
+
 def decide(
     user: User,
     endpoint: str,
@@ -165,10 +181,7 @@ def decide(
             raise Denied(403, f"camera(s) outside {user.name}'s scope: {', '.join(outside)}")
     if endpoint not in DATA_ENDPOINTS:
         return Grant(user, endpoint, justification, since, until)
-    if not justification.purpose:
-        raise Denied(403, "every data request states its purpose (X-Purpose header)")
-    if not justification.case_reference:
-        raise Denied(403, "every data request carries a case or incident reference (X-Case-Reference header)")
+    _check_stated(justification)
     if until is not None and since is not None and until < since:
         raise Denied(400, f"the window ends ({until.isoformat()}) before it starts ({since.isoformat()})")
     horizon = policy.horizon(data_class, now)

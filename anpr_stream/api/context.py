@@ -14,7 +14,7 @@ from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
-from anpr_stream.api.access import Denied, Grant, Justification, User, decide
+from anpr_stream.api.access import Denied, Grant, Justification, User, check_request, decide
 from anpr_stream.api.users import authenticate
 from anpr_stream.audit.chain import AuditRecord
 from anpr_stream.audit.log import append_audit
@@ -144,6 +144,13 @@ class Call:
             self._justification, exc.reason, extra=extra,
         )  # fmt: skip
         return HTTPException(exc.status, exc.reason)
+
+    async def check_request(self, extra: Mapping[str, Any] | None = None) -> None:
+        """Role, purpose and case before a lookup (see access.check_request); a refusal is audited."""
+        try:
+            check_request(self.user, endpoint_of(self.request), self.justification)
+        except Denied as exc:
+            raise await self.deny(exc, extra) from None
 
     async def grant(
         self,

@@ -179,6 +179,7 @@ def _parse_cursor(cursor: str) -> tuple[datetime | None, uuid.UUID | None]:
 
 
 async def _one_hit(call: CallDep, hit_id: uuid.UUID, extra: dict[str, Any] | None = None) -> asyncpg.Record:
+    await call.check_request(extra)
     row = await call.svc.pool.fetchrow(
         f"SELECT {HIT_COLUMNS} FROM hits h {LATEST_OUTCOME} WHERE h.hit_id = $1",  # noqa: S608 -- constants
         hit_id,

@@ -277,6 +277,7 @@ async def test_every_request_is_audited_once(namespace: Namespace) -> None:
         hit = await plant_hit(conn, timedelta(hours=1))
         token = namespace.add_user("ines", "investigator")
         gone = namespace.add_user("gone", "dispatcher")
+        dpo = namespace.add_user("dora", "dpo")
         assert namespace.cli("users", "revoke", "gone").returncode == 0
         base = namespace.start_api()
         auth = headers(token, "case", "be")
@@ -293,6 +294,11 @@ async def test_every_request_is_audited_once(namespace: Namespace) -> None:
             ("GET", "/v1/hits", {**auth, "X-Authorisation": "root"}, None, 400, "ines", "hits.list", False,
              "is not one of"),
             ("GET", f"/v1/hits/{uuid.uuid4()}", auth, None, 404, "ines", "hits.get", False, "no hit"),
+            # Who may not ask learns nothing, not even whether a hit exists.
+            ("GET", f"/v1/hits/{uuid.uuid4()}", headers(token, "none", "be"), None, 403, "ines", "hits.get", False,
+             "X-Purpose"),
+            ("POST", f"/v1/hits/{uuid.uuid4()}/ack", headers(dpo, "case", "be"), {"outcome": "not_found"}, 403,
+             "dora", "hits.ack", False, "may not use hits.ack"),
             # PostgreSQL text holds no NUL: refused before any query, and still audited (NUL stored as U+FFFD).
             ("GET", "/v1/hits?camera=LM%00X", auth, None, 400, "ines", "hits.list", False, "NUL characters"),
             ("POST", f"/v1/hits/{hit}/ack", auth, {"outcome": "false_read", "note": "a\u0000b"}, 422, "ines",
@@ -321,7 +327,7 @@ async def test_every_request_is_audited_once(namespace: Namespace) -> None:
     finally:
         await conn.close()
     verified = namespace.cli("audit", "verify")
-    assert verified.returncode == 0 and b"intact: 11 rows" in verified.stdout
+    assert verified.returncode == 0 and b"intact: 13 rows" in verified.stdout
 
 
 async def test_text_postgresql_cannot_hold_is_a_400_on_any_route(namespace: Namespace) -> None:

@@ -15,6 +15,7 @@ from anpr_stream.api.access import (
     Justification,
     Role,
     User,
+    check_request,
     decide,
     default_since,
 )
@@ -217,3 +218,22 @@ def test_default_window_stays_open(policy: str, age: timedelta) -> None:
     assert default_since(preset(policy), NOW) == NOW - age
     if policy != "nl":
         assert decide(INV, "hits.list", CASE, preset(policy), NOW, since=default_since(preset(policy), NOW))
+
+
+@pytest.mark.parametrize(
+    ("user", "endpoint", "justification", "refused"),
+    [
+        (User("d", Role.DPO), "hits.get", CASE, "may not use hits.get"),
+        (INV, "hits.get", NONE, "X-Purpose"),
+        (INV, "hits.ack", Justification("p"), "X-Case-Reference"),
+        (INV, "hits.get", CASE, None),
+        (User("a", Role.ADMIN), "dpo.report", NONE, None),  # not a data endpoint: nothing to state
+    ],
+)
+def test_check_request_before_any_lookup(user: User, endpoint: str, justification: Justification,
+                                         refused: str | None) -> None:  # fmt: skip
+    if refused is None:
+        check_request(user, endpoint, justification)
+        return
+    with pytest.raises(Denied, match=refused):
+        check_request(user, endpoint, justification)
