@@ -22,6 +22,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "anpr_stream.commands.retention",
     "anpr_stream.commands.users",
     "anpr_stream.commands.api",
+    "anpr_stream.commands.dpo",
+    "anpr_stream.commands.db",
 )
 
 EXIT_OK = 0

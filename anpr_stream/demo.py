@@ -93,11 +93,13 @@ async def run_demo(keep_running: bool, speed: float = 720.0) -> int:
             print(f"demo: {' '.join(step[:2])} failed:\n{done.stderr}", file=sys.stderr)
             return 1
         print(f"demo: {done.stdout.strip()}", flush=True)
+    login = f"anpr_demo_{run}"
+    worker_env = {**env, "ANPR_DATABASE_URL": _service_login(cli, env, login)}
     log_path = state_dir() / "demo-worker.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         worker = subprocess.Popen(
-            [*cli, "worker", "--loglevel", "warning"], env=env, stdout=log, stderr=subprocess.STDOUT
+            [*cli, "worker", "--loglevel", "warning"], env=worker_env, stdout=log, stderr=subprocess.STDOUT
         )
     print(f"demo: worker started (pid {worker.pid}, log {log_path}); match policy {env['ANPR_MATCH_POLICY']}")
     try:
@@ -118,7 +120,27 @@ async def run_demo(keep_running: bool, speed: float = 720.0) -> int:
                 worker.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 worker.kill()
+                worker.wait()
+        if worker_env["ANPR_DATABASE_URL"] != env["ANPR_DATABASE_URL"]:
+            admin = await asyncpg.connect(env["ANPR_DATABASE_URL"])
+            try:
+                await admin.execute(f'DROP ROLE IF EXISTS "{login}"')  # a name made here, not input
+            finally:
+                await admin.close()
     return 0 if ok else 1
+
+
+def _service_login(cli: list[str], env: dict[str, str], name: str) -> str:
+    """The worker runs as a least-privilege login (member of anpr_service), made for this run and dropped after it
+    (role names are cluster-wide: a name per run keeps concurrent demos apart). Where the database role may not
+    create roles, the worker keeps the owner's URL and the demo says so."""
+    done = subprocess.run([*cli, "db", "create-service-login", name], env=env, capture_output=True, text=True,
+                          check=False)  # fmt: skip
+    if done.returncode != 0:
+        print(f"demo: the worker connects as the schema owner ({done.stderr.strip()})", flush=True)
+        return env["ANPR_DATABASE_URL"]
+    print(f"demo: the worker connects as {name}, a least-privilege member of anpr_service", flush=True)
+    return done.stdout.strip()
 
 
 def _free_port() -> int:

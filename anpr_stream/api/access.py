@@ -145,6 +145,22 @@ def check_role(user: User, endpoint: str) -> None:
         raise Denied(403, f"role {user.role} may not use {endpoint} (allowed: {roles})")
 
 
+def _check_stated(justification: Justification) -> None:
+    if not justification.purpose:
+        raise Denied(403, "every data request states its purpose (X-Purpose header)")
+    if not justification.case_reference:
+        raise Denied(403, "every data request carries a case or incident reference (X-Case-Reference header)")
+
+
+def check_request(user: User, endpoint: str, justification: Justification) -> None:
+    """What is decided before any data is looked at: the role and, for data endpoints, the stated purpose and case.
+    A route that must fetch a record to decide the rest (its age, its camera) runs this first, so that a caller who
+    may not ask learns nothing, not even whether the record exists (404)."""
+    check_role(user, endpoint)
+    if endpoint in DATA_ENDPOINTS:
+        _check_stated(justification)
+
+
 def decide(
     user: User,
     endpoint: str,
@@ -166,10 +182,7 @@ def decide(
             raise Denied(403, f"camera(s) outside {user.name}'s scope: {', '.join(outside)}")
     if endpoint not in DATA_ENDPOINTS:
         return Grant(user, endpoint, justification, since, until)
-    if not justification.purpose:
-        raise Denied(403, "every data request states its purpose (X-Purpose header)")
-    if not justification.case_reference:
-        raise Denied(403, "every data request carries a case or incident reference (X-Case-Reference header)")
+    _check_stated(justification)
     if until is not None and since is not None and until < since:
         raise Denied(400, f"the window ends ({until.isoformat()}) before it starts ({since.isoformat()})")
     horizon = policy.horizon(data_class, now)
@@ -180,7 +193,11 @@ def decide(
             "such data is deleted and never returned",
         )
     effective_since = horizon if since is None or since < horizon else since
-    required = required_authorisation(policy, now - effective_since, data_class)
+    # The oldest data the window may return is at the horizon itself (retained: only data *before* it is past
+    # retention). required_authorisation() calls an age of exactly the horizon expired, so a window clamped to the
+    # horizon would always be refused: ask for the age just inside it instead.
+    oldest_age = min(now - effective_since, policy.horizon_for(data_class) - timedelta.resolution)
+    required = required_authorisation(policy, oldest_age, data_class)
     if not authorisation_covers(justification.authorisation, required):
         open_from = now - policy.open_access
         raise Denied(

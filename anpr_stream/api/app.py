@@ -12,10 +12,12 @@ import asyncpg
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from anpr_stream import __version__
 from anpr_stream.api import hits
-from anpr_stream.api.context import CallDep, Services, audit, services
+from anpr_stream.api.access import Role
+from anpr_stream.api.context import CallDep, Services, audit, error_responses, services
 from anpr_stream.api.users import authenticate
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.config import Settings
@@ -31,10 +33,37 @@ allowed or denied. Requests for camera data state their purpose (`X-Purpose`) an
 authorisation kind (`X-Authorisation`) and its reference (`X-Authorisation-Reference`), else 403 with the reason.
 Data past retention is never returned."""
 
-general = APIRouter(prefix="/v1", tags=["general"])
+general = APIRouter(prefix="/v1", tags=["general"], responses=error_responses(400, 401, 403))
 
 
-@general.get("/me", name="me", summary="The caller: name, role, camera scope, covert clearance")
+class RetentionView(BaseModel):
+    policy: str
+    open_access_days: int
+
+
+class MeView(BaseModel):
+    name: str
+    role: Role
+    cameras: list[str] | None = Field(description="the camera scope; null: every camera")
+    covert: bool = Field(description="sees covert lists' details")
+    retention: RetentionView
+
+
+class CameraView(BaseModel):
+    camera_id: str
+    name: str
+    site: str
+    road: str
+    direction: str
+    lat: float
+    lon: float
+
+
+class CameraList(BaseModel):
+    cameras: list[CameraView]
+
+
+@general.get("/me", name="me", summary="The caller: name, role, camera scope, covert clearance", response_model=MeView)
 async def me(call: CallDep) -> dict[str, Any]:
     grant = await call.grant()
     await call.answered(grant, 1)
@@ -49,7 +78,12 @@ async def me(call: CallDep) -> dict[str, Any]:
     }
 
 
-@general.get("/cameras", name="cameras.list", summary="The camera registry (within the caller's scope)")
+@general.get(
+    "/cameras",
+    name="cameras.list",
+    summary="The camera registry (within the caller's scope)",
+    response_model=CameraList,
+)
 async def cameras(call: CallDep) -> dict[str, Any]:
     grant = await call.grant()
     shown = [
@@ -62,23 +96,38 @@ async def cameras(call: CallDep) -> dict[str, Any]:
     return {"cameras": shown}
 
 
+async def _requester(request: Request) -> tuple[str, str]:
+    """Actor and role for the audit row of a request refused before (or outside) the route's own decision."""
+    header = request.headers.get("authorization", "")
+    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+    user = await authenticate(services(request).pool, token) if token else None
+    return (user.name, user.role.value) if user else ("(unauthenticated)", "-")
+
+
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
     """A malformed request is a request too: audited as denied, with who sent it when the token is valid."""
     assert isinstance(exc, RequestValidationError)
-    svc = services(request)
-    header = request.headers.get("authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-    user = await authenticate(svc.pool, token) if token else None
     errors = [
         {"loc": list(e.get("loc", ())), "msg": str(e.get("msg", "")), "type": str(e.get("type", ""))}
         for e in exc.errors()
     ]
     reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:1000]
-    await audit(
-        svc, request, user.name if user else "(unauthenticated)", user.role.value if user else "-", False,
-        reason=f"invalid request: {reason}",
-    )  # fmt: skip
+    actor, role = await _requester(request)
+    await audit(services(request), request, actor, role, False, reason=f"invalid request: {reason}")
     return JSONResponse({"detail": errors}, status_code=422)
+
+
+UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+
+
+async def _unstorable_text(request: Request, exc: Exception) -> JSONResponse:
+    """Safety net for every route: text PostgreSQL cannot hold (NUL, U+0000 in JSON) that a route's model let
+    through is the caller's error (400, audited), not the server's (500). Query parameters are refused earlier, in
+    the Call dependency; string fields of request bodies should refuse NUL in their model (pattern `^[^\\x00]*$`)."""
+    reason = "text with NUL characters cannot be stored or searched"
+    actor, role = await _requester(request)
+    await audit(services(request), request, actor, role, False, reason=reason)
+    return JSONResponse({"detail": reason}, status_code=400)
 
 
 def create_app(settings: Settings, routers: tuple[APIRouter, ...] = ()) -> FastAPI:
@@ -96,6 +145,8 @@ def create_app(settings: Settings, routers: tuple[APIRouter, ...] = ()) -> FastA
 
     app = FastAPI(title="anpr-stream API", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.add_exception_handler(RequestValidationError, _invalid_request)
+    for error in UNSTORABLE_TEXT:
+        app.add_exception_handler(error, _unstorable_text)
     for router in (general, hits.router, *routers):
         app.include_router(router)
     return app

@@ -12,8 +12,9 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import Depends, Header, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
-from anpr_stream.api.access import Denied, Grant, Justification, User, decide
+from anpr_stream.api.access import Denied, Grant, Justification, User, check_request, decide
 from anpr_stream.api.users import authenticate
 from anpr_stream.audit.chain import AuditRecord
 from anpr_stream.audit.log import append_audit
@@ -24,6 +25,26 @@ from anpr_stream.retention.policy import DataClass
 log = logging.getLogger(__name__)
 
 bearer = HTTPBearer(auto_error=False, description="an API token made by `anpr-stream users add`")
+
+
+class ErrorDetail(BaseModel):
+    """Every refusal: the reason, as the audit log records it."""
+
+    detail: str
+
+
+_ERRORS = {
+    400: "malformed request (window, cursor, X-Authorisation value, ...)",
+    401: "missing, unknown or revoked bearer token",
+    403: "refused: role, camera scope, missing justification or authorisation, data past retention",
+    404: "no such record",
+}
+
+
+def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the refusals a router's routes can give (`APIRouter(responses=error_responses(...))`);
+    422 (validation) FastAPI documents by itself."""
+    return {code: {"model": ErrorDetail, "description": _ERRORS[code]} for code in codes}
 
 
 @dataclass
@@ -124,6 +145,13 @@ class Call:
         )  # fmt: skip
         return HTTPException(exc.status, exc.reason)
 
+    async def check_request(self, extra: Mapping[str, Any] | None = None) -> None:
+        """Role, purpose and case before a lookup (see access.check_request); a refusal is audited."""
+        try:
+            check_request(self.user, endpoint_of(self.request), self.justification)
+        except Denied as exc:
+            raise await self.deny(exc, extra) from None
+
     async def grant(
         self,
         since: datetime | None = None,
@@ -155,8 +183,13 @@ class Call:
         )  # fmt: skip
 
 
-def _call(request: Request, user: Caller) -> Call:
-    return Call(request, user)
+async def _call(request: Request, user: Caller) -> Call:
+    call = Call(request, user)
+    # PostgreSQL text cannot hold NUL: a filter value with one would fail in the query (a 500), so refuse it here,
+    # for every route, before any of them reaches the database.
+    if any("\x00" in key or "\x00" in value for key, value in request.query_params.multi_items()):
+        raise await call.deny(Denied(400, "query parameters may not contain NUL characters"))
+    return call
 
 
 CallDep = Annotated[Call, Depends(_call)]

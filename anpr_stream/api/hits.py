@@ -10,13 +10,18 @@ from typing import Annotated, Any
 import asyncpg
 import orjson
 from fastapi import APIRouter, Body, Depends, Query
-from pydantic import BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from anpr_stream.api.access import Denied, User, default_since
-from anpr_stream.api.context import CallDep, justification_headers
+from anpr_stream.api.context import CallDep, error_responses, justification_headers
 from anpr_stream.retention.policy import DataClass
 
-router = APIRouter(prefix="/v1/hits", tags=["hits"], dependencies=[Depends(justification_headers)])
+router = APIRouter(
+    prefix="/v1/hits",
+    tags=["hits"],
+    dependencies=[Depends(justification_headers)],
+    responses=error_responses(400, 401, 403, 404),
+)
 
 
 class Outcome(StrEnum):
@@ -27,8 +32,17 @@ class Outcome(StrEnum):
 
 
 class Acknowledgement(BaseModel):
+    # The rule below, in the OpenAPI document too (clients and schemathesis see it): `other` needs a note.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"outcome": {"const": "other"}}, "required": ["outcome"]},
+            "then": {"required": ["note"], "properties": {"note": {"type": "string", "pattern": "\\S"}}},
+        }
+    )
+
     outcome: Outcome
-    note: str | None = Field(default=None, max_length=2000)
+    # PostgreSQL text cannot hold NUL: refused as invalid input (422), not failed on in the INSERT (500).
+    note: str | None = Field(default=None, max_length=2000, pattern=r"^[^\x00]*$")
 
     @model_validator(mode="after")
     def _other_needs_note(self) -> Acknowledgement:
@@ -45,6 +59,50 @@ LATEST_OUTCOME = """LEFT JOIN LATERAL (
         SELECT outcome, note, recorded_by, recorded_at FROM hit_outcomes ho
         WHERE ho.hit_id = h.hit_id ORDER BY recorded_at DESC, outcome_id DESC LIMIT 1
     ) o ON true"""
+
+
+# Times in responses are the handlers' own isoformat() text (…+00:00), passed through unchanged: a `datetime` field
+# would re-serialise them as …Z, and clients comparing them with the live feed's would see two spellings.
+Timestamp = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+
+
+class OutcomeView(BaseModel):
+    outcome: Outcome
+    note: str | None
+    recorded_by: str
+    recorded_at: Timestamp
+
+
+class RecordedOutcome(OutcomeView):
+    hit_id: str
+
+
+class HitView(BaseModel):
+    """A hit as `hit_view` returns it: the published payload (documented in README, Message contracts; its nested
+    parts are open: a read keeps fields the cameras send), suppression, dispatch and the latest outcome."""
+
+    model_config = ConfigDict(extra="allow")
+
+    hit_id: str
+    read_id: str
+    entry_id: str
+    list: str | None = Field(description="null for covert lists unless the caller is cleared")
+    priority: int
+    action: str
+    match: str
+    distance: int
+    suppressed: bool
+    dispatched: bool
+    read: dict[str, Any]
+    camera: dict[str, Any]
+    entry: dict[str, Any]
+    outcome: OutcomeView | None
+
+
+class HitPage(BaseModel):
+    hits: list[HitView]
+    next_before: str | None = Field(description="cursor for the next (older) page; null on the last page")
+    since: Timestamp | None = Field(description="the window's start as granted (clamped to retention)")
 
 
 def hit_view(row: asyncpg.Record, user: User) -> dict[str, Any]:
@@ -69,11 +127,13 @@ def hit_view(row: asyncpg.Record, user: User) -> dict[str, Any]:
     return view
 
 
-@router.get("", name="hits.list", summary="Hits in a time window, newest first, filtered")
+@router.get("", name="hits.list", summary="Hits in a time window, newest first, filtered", response_model=HitPage)
 async def list_hits(
     call: CallDep,
-    since: Annotated[datetime | None, Query(description="oldest observed_at (default: the open-access period)")] = None,
-    until: Annotated[datetime | None, Query(description="newest observed_at (default: now)")] = None,
+    since: Annotated[
+        AwareDatetime | None, Query(description="oldest observed_at (default: the open-access period)")
+    ] = None,
+    until: Annotated[AwareDatetime | None, Query(description="newest observed_at (default: now)")] = None,
     list_name: Annotated[list[str] | None, Query(alias="list", description="only these watchlists")] = None,
     camera: Annotated[list[str] | None, Query(description="only these cameras")] = None,
     dispatched: Annotated[bool | None, Query(description="true: only hits dispatched (not suppressed)")] = None,
@@ -119,6 +179,7 @@ def _parse_cursor(cursor: str) -> tuple[datetime | None, uuid.UUID | None]:
 
 
 async def _one_hit(call: CallDep, hit_id: uuid.UUID, extra: dict[str, Any] | None = None) -> asyncpg.Record:
+    await call.check_request(extra)
     row = await call.svc.pool.fetchrow(
         f"SELECT {HIT_COLUMNS} FROM hits h {LATEST_OUTCOME} WHERE h.hit_id = $1",  # noqa: S608 -- constants
         hit_id,
@@ -128,19 +189,25 @@ async def _one_hit(call: CallDep, hit_id: uuid.UUID, extra: dict[str, Any] | Non
     return row
 
 
-@router.get("/{hit_id}", name="hits.get", summary="One hit with its latest outcome")
+@router.get("/{hit_id}", name="hits.get", summary="One hit with its latest outcome", response_model=HitView)
 async def get_hit(call: CallDep, hit_id: uuid.UUID) -> dict[str, Any]:
     row = await _one_hit(call, hit_id)
-    grant = await call.grant(since=row["observed_at"], data_class=DataClass.HITS, cameras=[row["camera_id"]])
+    # One record: its own instant is the whole window, so a hit past retention (not purged yet) is refused, not
+    # clamped into the horizon and granted.
+    at = row["observed_at"]
+    grant = await call.grant(since=at, until=at, data_class=DataClass.HITS, cameras=[row["camera_id"]])
     await call.answered(grant, 1)
     return hit_view(row, call.user)
 
 
-@router.post("/{hit_id}/ack", name="hits.ack", summary="Acknowledge a hit with its outcome")
+@router.post(
+    "/{hit_id}/ack", name="hits.ack", summary="Acknowledge a hit with its outcome", response_model=RecordedOutcome
+)
 async def acknowledge(call: CallDep, hit_id: uuid.UUID, ack: Annotated[Acknowledgement, Body()]) -> dict[str, Any]:
     extra = {"outcome": ack.outcome.value, "note": ack.note}
     row = await _one_hit(call, hit_id, extra)
-    grant = await call.grant(since=row["observed_at"], data_class=DataClass.HITS, cameras=[row["camera_id"]],
+    at = row["observed_at"]
+    grant = await call.grant(since=at, until=at, data_class=DataClass.HITS, cameras=[row["camera_id"]],
                              extra=extra)  # fmt: skip
     async with call.svc.pool.acquire() as conn, conn.transaction():
         recorded = await conn.fetchrow(

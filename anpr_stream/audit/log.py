@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import asyncpg
 
@@ -20,10 +21,23 @@ _SELECT_CHAIN = (
 )
 
 
+def _storable(value: Any) -> Any:
+    """PostgreSQL text and jsonb cannot hold NUL (U+0000): a request carrying one is still recorded, with U+FFFD in
+    its place (else the append would fail and the request would go unaudited)."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
+
+
 async def append_audit(conn: asyncpg.Connection, record: AuditRecord) -> StoredRow:
     """Append `record` to the chain and return the stored row. Runs in its own transaction (a savepoint when the
     caller has one open: the record then commits or rolls back with the caller's work, and the lock is held until
     then). The transaction must be read committed: each row links to the last one committed by any appender."""
+    record = AuditRecord(**{f.name: _storable(getattr(record, f.name)) for f in fields(record)})
     async with conn.transaction():
         isolation = await conn.fetchval(
             "SELECT current_setting('transaction_isolation') "

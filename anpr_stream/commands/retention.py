@@ -8,9 +8,11 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
+
 from anpr_stream.commands.database import database_url, on_connection
 from anpr_stream.retention.policy import policy_from_env
-from anpr_stream.retention.purge import purge
+from anpr_stream.retention.purge import PurgeReport, may_purge, purge
 from anpr_stream.rfc3339 import parse_rfc3339
 
 
@@ -19,9 +21,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     commands = retention.add_subparsers(dest="retention_command", metavar="COMMAND", required=True)
     purge_parser = commands.add_parser(
         "purge",
-        help="drop day partitions and delete hits past the retention horizons (safe to run twice)",
+        help="drop day partitions, delete hits and outcomes past the retention horizons (safe to run twice)",
         description="Drop whole day partitions of passages whose day is entirely past the passages horizon, delete "
-        "hits past the hits horizon, record the run in purge_log and report what was removed. The policy comes from "
+        "hits past the hits horizon and hit outcomes past theirs (or of purged hits), record the run in purge_log "
+        "and report what was removed. Runs as the schema owner (not the service login). The policy comes from "
         "ANPR_RETENTION and the ANPR_RETENTION_*_DAYS overrides.",
     )
     purge_parser.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
@@ -40,6 +43,15 @@ def _purge(args: argparse.Namespace) -> int:
     if url is None:
         return 2
 
-    report = on_connection(url, lambda conn: purge(conn, policy, now, dry_run=args.dry_run))
+    async def work(conn: asyncpg.Connection) -> PurgeReport | None:
+        if not args.dry_run and not await may_purge(conn):
+            return None
+        return await purge(conn, policy, now, dry_run=args.dry_run)
+
+    report = on_connection(url, work)
+    if report is None:
+        print("anpr-stream retention purge: the connected role does not own passages; the purge runs as the "
+              "schema owner (or a role that is a member of it), not as the service login", file=sys.stderr)  # fmt: skip
+        return 1
     print("\n".join(report.lines()))
     return 0

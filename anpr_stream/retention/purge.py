@@ -1,14 +1,18 @@
-"""The purge job: drop whole day partitions of `passages` past the horizon, delete hits past theirs, log each run."""
+"""The purge job: drop whole day partitions of `passages` past the horizon, delete hits and hit outcomes past theirs,
+log each run. It needs the owner's rights (DETACH, DROP, DELETE): the least-privilege service role has none of them."""
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 
-from anpr_stream.retention.policy import RetentionPolicy
+from anpr_stream.retention.policy import DataClass, RetentionPolicy
+
+log = logging.getLogger(__name__)
 
 # Two purges at once (a scheduled one and a manual one) serialise on this lock, per schema.
 _LOCK_KEY = 0x70757267  # "purg"
@@ -33,22 +37,25 @@ class PurgeReport:
     as_of: datetime
     passage_horizon: datetime
     hit_horizon: datetime
+    outcome_horizon: datetime
     dry_run: bool
     dropped_partitions: list[str] = field(default_factory=list)
     passages_removed: int = 0
     hits_removed: int = 0
+    outcomes_removed: int = 0  # past their own horizon, or going with their hit
     kept_partitions: int = 0
     straddling: str | None = None  # the partition holding the horizon: kept whole until its day is past
 
     @property
     def removed_anything(self) -> bool:
-        return bool(self.dropped_partitions) or self.hits_removed > 0
+        return bool(self.dropped_partitions) or self.hits_removed > 0 or self.outcomes_removed > 0
 
     def lines(self) -> list[str]:
         verb = "would remove" if self.dry_run else "removed"
         out = [
             f"retention policy {self.policy!r} as of {self.as_of.isoformat()}",
-            f"passages horizon {self.passage_horizon.isoformat()}, hits horizon {self.hit_horizon.isoformat()}",
+            f"passages horizon {self.passage_horizon.isoformat()}, hits horizon {self.hit_horizon.isoformat()}, "
+            f"outcomes horizon {self.outcome_horizon.isoformat()}",
         ]
         if not self.removed_anything:
             out.append("nothing past the horizon: nothing removed" if not self.dry_run else "nothing would be removed")
@@ -57,6 +64,7 @@ class PurgeReport:
                        f"{self.passages_removed} passage(s)")  # fmt: skip
             out += [f"  {name}" for name in self.dropped_partitions]
             out.append(f"{verb} {self.hits_removed} hit(s)")
+            out.append(f"{verb} {self.outcomes_removed} hit outcome(s)")
         out.append(f"{self.kept_partitions} day partition(s) kept")
         if self.straddling:
             out.append(f"{self.straddling} holds the horizon: kept until its whole day is past (queries must "
@@ -98,6 +106,7 @@ async def purge(
         raise ValueError("now must be an aware datetime")
     passage_horizon = policy.passage_horizon(now)
     hit_horizon = policy.hit_horizon(now)
+    outcome_horizon = policy.horizon(DataClass.OUTCOMES, now)
     await conn.execute("SELECT pg_advisory_lock($1, hashtext(current_schema()))", _LOCK_KEY)
     try:
         partitions = await day_partitions(conn)
@@ -112,30 +121,59 @@ async def purge(
             passages_removed += int(await conn.fetchval(f'SELECT count(*) FROM "{partition.name}"'))  # noqa: S608
         if dry_run:
             hits_removed = int(await conn.fetchval("SELECT count(*) FROM hits WHERE observed_at < $1", hit_horizon))
+            counted = f"SELECT count(*) FROM {_DOOMED_OUTCOMES}"  # noqa: S608 -- constant fragments only
+            outcomes_removed = int(await conn.fetchval(counted, outcome_horizon, hit_horizon))
         else:
             for partition in doomed:
                 await _drop(conn, partition)
-            hits_removed = int(
-                await conn.fetchval(
-                    "WITH gone AS (DELETE FROM hits WHERE observed_at < $1 RETURNING 1) SELECT count(*) FROM gone",
-                    hit_horizon,
+            async with conn.transaction():
+                # Outcomes first, counted: those past their own horizon and those of hits about to go (the foreign
+                # key's ON DELETE CASCADE would take them silently).
+                outcomes_removed = int(
+                    await conn.fetchval(
+                        f"WITH gone AS (DELETE FROM {_DOOMED_OUTCOMES} RETURNING 1) SELECT count(*) FROM gone",  # noqa: S608 -- constant
+                        outcome_horizon,
+                        hit_horizon,
+                    )
                 )
-            )
+                hits_removed = int(
+                    await conn.fetchval(
+                        "WITH gone AS (DELETE FROM hits WHERE observed_at < $1 RETURNING 1) SELECT count(*) FROM gone",
+                        hit_horizon,
+                    )
+                )
         report = PurgeReport(
             policy=policy.name, as_of=now, passage_horizon=passage_horizon, hit_horizon=hit_horizon,
-            dry_run=dry_run, dropped_partitions=[p.name for p in doomed], passages_removed=passages_removed,
-            hits_removed=hits_removed, kept_partitions=len(partitions) - len(doomed), straddling=straddling,
+            outcome_horizon=outcome_horizon, dry_run=dry_run, dropped_partitions=[p.name for p in doomed],
+            passages_removed=passages_removed, hits_removed=hits_removed, outcomes_removed=outcomes_removed,
+            kept_partitions=len(partitions) - len(doomed), straddling=straddling,
         )  # fmt: skip
         if not dry_run:
             await conn.execute(
-                """INSERT INTO purge_log (as_of, policy, passage_horizon, hit_horizon, dropped_partitions,
-                       passages_removed, hits_removed) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-                now, policy.name, passage_horizon, hit_horizon, report.dropped_partitions, passages_removed,
-                hits_removed,
+                """INSERT INTO purge_log (as_of, policy, passage_horizon, hit_horizon, outcome_horizon,
+                       dropped_partitions, passages_removed, hits_removed, outcomes_removed)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                now, policy.name, passage_horizon, hit_horizon, outcome_horizon, report.dropped_partitions,
+                passages_removed, hits_removed, outcomes_removed,
             )  # fmt: skip
         return report
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1, hashtext(current_schema()))", _LOCK_KEY)
+
+
+# Outcomes recorded before their horizon ($1), and every outcome of a hit observed before the hits horizon ($2).
+_DOOMED_OUTCOMES = """hit_outcomes o WHERE o.recorded_at < $1
+    OR o.hit_id IN (SELECT h.hit_id FROM hits h WHERE h.observed_at < $2)"""
+
+
+async def may_purge(conn: asyncpg.Connection) -> bool:
+    """Whether the connected role owns `passages` (directly or through a role it belongs to): detaching and dropping
+    partitions needs that, and the least-privilege service role does not have it."""
+    return bool(
+        await conn.fetchval(
+            "SELECT pg_has_role(current_user, relowner, 'USAGE') FROM pg_class WHERE oid = 'passages'::regclass"
+        )
+    )
 
 
 async def _drop(conn: asyncpg.Connection, partition: DayPartition) -> None:
@@ -148,7 +186,16 @@ async def _drop(conn: asyncpg.Connection, partition: DayPartition) -> None:
     await conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-async def run_purge(pool: asyncpg.Pool, policy: RetentionPolicy, now: datetime) -> PurgeReport:
-    """For the worker's scheduled purge: one run on a connection from the pool."""
+async def run_purge(pool: asyncpg.Pool, policy: RetentionPolicy, now: datetime) -> PurgeReport | None:
+    """For the worker's scheduled purge: one run on a connection from the pool. None, with a warning, when the
+    worker runs as the least-privilege service role: then `anpr-stream retention purge` runs as the owner instead
+    (cron, systemd timer)."""
     async with pool.acquire() as conn:
+        if not await may_purge(conn):
+            log.warning(
+                "scheduled purge skipped: role %s does not own passages (least privilege); run `anpr-stream "
+                "retention purge` as the schema owner on a schedule",
+                await conn.fetchval("SELECT current_user"),
+            )
+            return None
         return await purge(conn, policy, now)

@@ -32,8 +32,21 @@ def available() -> list[Migration]:
     return sorted(found, key=lambda m: m.version)
 
 
+async def is_current(conn: asyncpg.Connection) -> bool:
+    """Every migration applied, unchanged; needs only SELECT on schema_migrations (a least-privilege service role
+    may not even issue `CREATE TABLE IF NOT EXISTS`: PostgreSQL checks the schema's CREATE privilege first)."""
+    if await conn.fetchval("SELECT to_regclass('schema_migrations')") is None:
+        return False
+    done = {
+        row["version"]: row["checksum"] for row in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+    }
+    return all(done.get(m.version) == m.checksum for m in available())
+
+
 async def migrate(conn: asyncpg.Connection) -> list[Migration]:
     """Apply what is missing; returns the migrations applied now (empty when the schema is current)."""
+    if await is_current(conn):
+        return []
     applied_now = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:

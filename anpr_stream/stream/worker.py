@@ -76,7 +76,7 @@ class PipelineService(mode.Service):
             if self.pool is not None:
                 try:
                     report = await run_purge(self.pool, self.settings.retention, datetime.now(UTC))
-                    if report.removed_anything:
+                    if report is not None and report.removed_anything:
                         log.info("retention purge: %s", "; ".join(report.lines()))
                 except Exception:
                     log.exception("retention purge failed; next try in %.0f s", interval)

@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
@@ -397,6 +398,7 @@ async def test_run_purge_from_a_pool_with_the_nl_preset(namespace: Namespace) ->
         async with pool.acquire() as conn:
             stamps = await _fill(conn)
         report = await run_purge(pool, preset("nl"), NOW)
+        assert report is not None
         horizon = NOW - timedelta(days=28)
         assert report.passage_horizon == horizon
         async with pool.acquire() as conn:
@@ -406,3 +408,39 @@ async def test_run_purge_from_a_pool_with_the_nl_preset(namespace: Namespace) ->
             assert min(await _partition_days(conn)) == horizon.date()
     finally:
         await pool.close()
+
+
+async def test_purge_removes_outcomes_past_their_horizon_and_with_their_hits(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        await _fill(conn)
+        policy = replace(preset("be"), outcomes=timedelta(days=90))
+        outcome_horizon = NOW - timedelta(days=90)
+        hits = await conn.fetch("SELECT hit_id, observed_at FROM hits ORDER BY observed_at")
+        # One outcome per hit, recorded a day after the hit was observed: old hits' outcomes go with their hits,
+        # outcomes older than 90 days go on their own, the rest stays.
+        await conn.executemany(
+            "INSERT INTO hit_outcomes (hit_id, outcome, recorded_by, recorded_at) VALUES ($1, 'not_found', 'd', $2)",
+            [(r["hit_id"], r["observed_at"] + timedelta(days=1)) for r in hits],
+        )
+        recorded = [r["observed_at"] + timedelta(days=1) for r in hits]
+        with_hit = sum(r["observed_at"] < HORIZON for r in hits)
+        doomed = sum(r["observed_at"] < HORIZON or at < outcome_horizon for r, at in zip(hits, recorded, strict=True))
+        kept = len(hits) - doomed
+        assert with_hit > 0 and doomed > with_hit and kept > 0
+
+        dry = await purge(conn, policy, NOW, dry_run=True)
+        assert dry.outcomes_removed == doomed and await conn.fetchval("SELECT count(*) FROM hit_outcomes") == len(hits)
+        report = await purge(conn, policy, NOW)
+        assert report.outcomes_removed == doomed
+        assert f"removed {doomed} hit outcome(s)" in report.lines()
+        assert await conn.fetchval("SELECT count(*) FROM hit_outcomes") == kept
+        assert await conn.fetchval("SELECT min(recorded_at) FROM hit_outcomes") >= outcome_horizon
+        log = await conn.fetchrow("SELECT * FROM purge_log")
+        assert (log["outcomes_removed"], log["outcome_horizon"]) == (doomed, outcome_horizon)
+
+        again = await purge(conn, policy, NOW)
+        assert (again.outcomes_removed, again.hits_removed, again.removed_anything) == (0, 0, False)
+        assert await conn.fetchval("SELECT count(*) FROM hit_outcomes") == kept
+    finally:
+        await conn.close()

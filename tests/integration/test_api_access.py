@@ -1,0 +1,374 @@
+"""Who sees what through the running API, on the real database: the role x endpoint x data-age x justification
+matrix (driven by access.PERMISSIONS), the nl and uk presets, camera scope, covert visibility, revoked tokens, and
+exactly one audit row per request (allowed, 400, 401, 403, 404, 422) with the chain intact afterwards."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import orjson
+import pytest
+from fastapi import APIRouter, Request
+
+from anpr_stream.api.access import DATA_ENDPOINTS, PERMISSIONS, Role
+from anpr_stream.api.app import create_app
+from anpr_stream.api.context import services
+from anpr_stream.api.server import build_app
+from anpr_stream.config import Settings
+from anpr_stream.stream.hits import COVERT_INSTRUCTION
+from tests.integration.conftest import Namespace
+
+pytestmark = pytest.mark.integration
+
+AGES = (1, 45, 100, 400)  # days: open everywhere but NL; BE needs judicial; UK open -> senior; past 12 months
+KEEP = {"be": 365, "nl": 28, "uk": 365}
+OPEN = {"be": 30, "nl": 0, "uk": 90}
+AUTHORISATION = {"be": "judicial_with_prosecutor_decision", "nl": "prosecutor_every_query",
+                 "uk": "senior_authorisation"}  # fmt: skip
+REQUIREMENT = {"be": "procureur des Konings", "nl": "prosecutor's approval", "uk": "senior officer's authorisation"}
+JUSTIFICATIONS = ("none", "case", "authorised")
+
+
+def payload(hit_id: uuid.UUID, at: datetime, camera: str, list_name: str, plate: str, covert: bool) -> dict[str, Any]:
+    """The hit as the worker publishes it (anpr_stream.stream.hits.hit_payload): covert entries masked."""
+    entry: dict[str, Any] = (
+        {"entry_id": "E-" + plate, "covert": True, "list": None, "plate": None, "country": None, "reference": None,
+         "priority": 2, "action": "inform", "instruction": COVERT_INSTRUCTION}
+        if covert
+        else {"entry_id": "E-" + plate, "covert": False, "list": list_name, "plate": plate, "country": "BE",
+              "reference": "PV 1", "priority": 1, "action": "intercept"}
+    )  # fmt: skip
+    return {
+        "hit_id": str(hit_id), "read_id": f"r-{hit_id}", "entry_id": entry["entry_id"], "list": entry["list"],
+        "priority": entry["priority"], "action": entry["action"], "match": "exact", "distance": 0,
+        "suppressed": False,
+        "read": {"read_id": f"r-{hit_id}", "camera_id": camera, "observed_at": at.isoformat(), "plate": plate,
+                 "plate_normalised": plate, "country": "BE", "confidence": 0.9, "plate_format": "be_current"},
+        "camera": {"camera_id": camera, "known": True, "name": camera, "road": None, "direction": None, "lat": None,
+                   "lon": None},
+        "entry": entry, "plate_format": "be_current", "detected_at": at.isoformat(),
+    }  # fmt: skip
+
+
+async def plant_hit(
+    conn: asyncpg.Connection,
+    age: timedelta,
+    camera: str = "LM-EISDEN",
+    list_name: str = "stolen_vehicle",
+    plate: str = "1ABC123",
+    covert: bool = False,
+) -> uuid.UUID:
+    hit_id = uuid.uuid4()
+    at = datetime.now(UTC) - age
+    await conn.execute(
+        """INSERT INTO hits (hit_id, read_id, entry_id, list, camera_id, observed_at, plate_raw, plate_norm,
+               plate_class, entry_plate, match_kind, distance, priority, action, covert, dispatch, suppressed,
+               detected_at, payload)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $7, $7, $7, 'exact', 0, 1, 'intercept', $8, true, false, $6, $9)""",
+        hit_id, f"r-{hit_id}", "E-" + plate, list_name, camera, at, plate, covert,
+        orjson.dumps(payload(hit_id, at, camera, list_name, plate, covert)).decode(),
+    )  # fmt: skip
+    return hit_id
+
+
+@dataclass
+class Fixture:
+    base: str
+    hits: dict[int, uuid.UUID]  # age in days -> a hit on LM-EISDEN of that age
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    params: dict[str, str] | None = None
+    json: dict[str, Any] | None = None
+    stream: bool = False  # a stream that never ends: read the status, then hang up
+
+
+def _since(age: int) -> str:
+    return (datetime.now(UTC) - timedelta(days=age, minutes=5)).isoformat()
+
+
+ENTRY = {"entry_id": "RETRO-1", "list": "stolen_vehicle", "plate": "1ABC123", "country": "BE", "priority": 1,
+         "action": "intercept"}  # fmt: skip
+
+# Endpoint -> how to call it for data of a given age. A new endpoint adds one line here
+# (test_every_served_endpoint_is_in_the_matrix fails until it does).
+CALLS: dict[str, Callable[[Fixture, int], Call]] = {
+    "me": lambda f, age: Call("GET", "/v1/me"),
+    "cameras.list": lambda f, age: Call("GET", "/v1/cameras"),
+    "dpo.report": lambda f, age: Call("GET", "/v1/dpo/report"),
+    "hits.list": lambda f, age: Call("GET", "/v1/hits", params={"since": _since(age)}),
+    "hits.get": lambda f, age: Call("GET", f"/v1/hits/{f.hits[age]}"),
+    "hits.ack": lambda f, age: Call("POST", f"/v1/hits/{f.hits[age]}/ack", json={"outcome": "not_found"}),
+    "plates.search": lambda f, age: Call("GET", "/v1/plates/search", params={"plate": "1ABC123", "since": _since(age)}),
+    "plates.route": lambda f, age: Call("GET", "/v1/plates/1ABC123/route", params={"since": _since(age)}),
+    "plates.cotravel": lambda f, age: Call("GET", "/v1/plates/1ABC123/cotravel", params={"since": _since(age)}),
+    "cameras.passages": lambda f, age: Call("GET", "/v1/cameras/LM-EISDEN/passages", params={"since": _since(age)}),
+    "hits.retroactive": lambda f, age: Call(
+        "POST", "/v1/watchlist/retroactive", params={"lookback_days": str(min(age + 1, 366))}, json=ENTRY
+    ),
+    "hits.stream": lambda f, age: Call("GET", "/v1/live/hits", stream=True),
+    "cameras.map": lambda f, age: Call("GET", "/v1/live/map.svg"),
+}
+AGELESS = {"hits.stream"}  # the live stream's window is fixed (its backlog of the last hours): no age to ask for
+SINGLE_RECORD = {"hits.get", "hits.ack"}  # the data's own instant is the window: past retention is never shown
+
+
+def test_every_served_endpoint_is_in_the_matrix() -> None:
+    app = build_app(Settings(kafka_bootstrap="unused:9092", database_url="postgresql://unused/x"))
+
+    def names(routes: list[Any]) -> set[str]:
+        # FastAPI 0.16x keeps included routers as wrappers (`original_router`) in app.routes.
+        out: set[str] = set()
+        for route in routes:
+            inner = getattr(route, "original_router", None)
+            out |= names(inner.routes) if inner is not None else {getattr(route, "name", "")}
+        return out
+
+    served = names(app.routes) & set(PERMISSIONS)
+    assert served >= {"me", "hits.list"}  # the walk found the routes
+    assert served == set(CALLS)
+
+
+def headers(token: str, justification: str, policy: str) -> dict[str, str]:
+    out = {"Authorization": f"Bearer {token}"}
+    if justification in ("case", "authorised"):
+        out |= {"X-Purpose": "burglary series Rekem", "X-Case-Reference": "LM.2026.0042"}
+    if justification == "authorised":
+        out |= {"X-Authorisation": AUTHORISATION[policy], "X-Authorisation-Reference": "PK-LM-2026-17"}
+    return out
+
+
+def expected(policy: str, role: Role, endpoint: str, age: int, justification: str) -> tuple[int, str | None]:
+    """The law as the issue states it, written out independently of access.decide."""
+    if role not in PERMISSIONS[endpoint]:
+        return 403, f"role {role} may not use {endpoint}"
+    if endpoint not in DATA_ENDPOINTS:
+        return 200, None
+    if justification == "none":
+        return 403, "X-Purpose"
+    if endpoint in SINGLE_RECORD and age >= KEEP[policy]:
+        return 403, "never returned"
+    if age < OPEN[policy] or justification == "authorised":
+        return 200, None
+    return 403, REQUIREMENT[policy]
+
+
+async def _audit_after(conn: asyncpg.Connection, last_id: int) -> list[asyncpg.Record]:
+    return await conn.fetch("SELECT *, parameters::text AS params FROM audit_log WHERE id > $1 ORDER BY id", last_id)
+
+
+async def _last_id(conn: asyncpg.Connection) -> int:
+    return int(await conn.fetchval("SELECT coalesce(max(id), 0) FROM audit_log"))
+
+
+@pytest.mark.parametrize(
+    ("policy", "role"),
+    [("be", role) for role in Role] + [("nl", Role.INVESTIGATOR), ("uk", Role.INVESTIGATOR), ("uk", Role.DISPATCHER)],
+)
+async def test_role_endpoint_age_matrix(namespace: Namespace, policy: str, role: Role) -> None:
+    conn = await namespace.db()
+    try:
+        hits = {age: await plant_hit(conn, timedelta(days=age)) for age in AGES}
+        token = namespace.add_user(f"u-{role}", role.value)
+        base = namespace.start_api(extra_env={"ANPR_RETENTION": policy})
+        fixture = Fixture(base, hits)
+        wrong: list[str] = []
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            for endpoint, make in CALLS.items():
+                for age in AGES if endpoint in DATA_ENDPOINTS - AGELESS else AGES[:1]:
+                    for justification in JUSTIFICATIONS:
+                        call = make(fixture, age)
+                        last = await _last_id(conn)
+                        request = client.build_request(call.method, call.path, params=call.params, json=call.json,
+                                                       headers=headers(token, justification, policy))  # fmt: skip
+                        got = await client.send(request, stream=call.stream)
+                        if call.stream:
+                            if got.status_code != 200:
+                                await got.aread()
+                            await got.aclose()
+                        status, reason = expected(policy, role, endpoint, age, justification)
+                        body = "(stream)" if call.stream and got.status_code == 200 else got.text[:300]
+                        case = f"{endpoint} age {age} {justification}: {got.status_code} {body}"
+                        if got.status_code != status or (reason and reason not in got.json()["detail"]):
+                            wrong.append(f"expected {status} {reason!r}; got {case}")
+                            continue
+                        if endpoint == "hits.list" and status == 200:
+                            seen = {h["hit_id"] for h in got.json()["hits"]}
+                            assert str(hits[400]) not in seen, case  # past retention: never returned
+                            assert {str(hits[a]) for a in AGES if a <= min(age, KEEP[policy] - 1)} == seen, case
+                        rows = await _audit_after(conn, last)
+                        assert len(rows) == 1, case
+                        row = rows[0]
+                        assert (row["actor"], row["role"], row["endpoint"], row["allowed"]) == (
+                            f"u-{role}", role.value, endpoint, status == 200,
+                        ), case  # fmt: skip
+                        assert row["purpose"] == (None if justification == "none" else "burglary series Rekem"), case
+                        assert row["case_reference"] == (None if justification == "none" else "LM.2026.0042"), case
+                        authorised = justification == "authorised"
+                        assert row["authorisation_reference"] == ("PK-LM-2026-17" if authorised else None), case
+                        if status == 200:
+                            assert row["result_count"] is not None and row["reason"] is None, case
+                        else:
+                            assert reason in row["reason"] and row["result_count"] is None, case
+        assert not wrong, "\n".join(wrong)
+    finally:
+        await conn.close()
+    verified = namespace.cli("audit", "verify")
+    assert verified.returncode == 0, verified.stdout.decode()
+
+
+async def test_camera_scope(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        mine = await plant_hit(conn, timedelta(hours=2), camera="LM-EISDEN")
+        other = await plant_hit(conn, timedelta(hours=3), camera="LM-LANAKEN-C")
+    finally:
+        await conn.close()
+    token = namespace.add_user("scoped", "investigator", cameras=["LM-EISDEN"])
+    base = namespace.start_api()
+    auth = headers(token, "case", "be")
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        listed = await client.get("/v1/hits", headers=auth)
+        assert listed.status_code == 200 and [h["hit_id"] for h in listed.json()["hits"]] == [str(mine)]
+        asked = await client.get("/v1/hits", headers=auth, params={"camera": ["LM-EISDEN", "LM-LANAKEN-C"]})
+        assert asked.status_code == 403 and "outside scoped's scope: LM-LANAKEN-C" in asked.json()["detail"]
+        got = await client.get(f"/v1/hits/{other}", headers=auth)
+        assert got.status_code == 403 and "LM-LANAKEN-C" in got.json()["detail"]
+        acked = await client.post(f"/v1/hits/{other}/ack", headers=auth, json={"outcome": "intercepted"})
+        assert acked.status_code == 403
+        assert (await client.get(f"/v1/hits/{mine}", headers=auth)).status_code == 200
+        cameras = await client.get("/v1/cameras", headers=auth)
+        assert [c["camera_id"] for c in cameras.json()["cameras"]] == ["LM-EISDEN"]
+        me = await client.get("/v1/me", headers=auth)
+        assert me.json()["cameras"] == ["LM-EISDEN"]
+    conn = await namespace.db()
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM hit_outcomes") == 0
+    finally:
+        await conn.close()
+
+
+async def test_covert_visibility(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        covert = await plant_hit(conn, timedelta(hours=1), list_name="covert_ops", plate="1XYZ999", covert=True)
+        await plant_hit(conn, timedelta(hours=2))
+    finally:
+        await conn.close()
+    users = {
+        "disp": namespace.add_user("disp", "dispatcher"),
+        "inv": namespace.add_user("inv", "investigator"),
+        "cleared": namespace.add_user("cleared", "investigator", covert=True),
+    }
+    base = namespace.start_api()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        for name, token in users.items():
+            auth = headers(token, "case", "be")
+            hit = (await client.get(f"/v1/hits/{covert}", headers=auth)).json()
+            listed = (await client.get("/v1/hits", headers=auth)).json()["hits"]
+            assert len(listed) == 2 and hit["entry"]["instruction"] == COVERT_INSTRUCTION
+            probe = (await client.get("/v1/hits", headers=auth, params={"list": "covert_ops"})).json()["hits"]
+            if name == "cleared":
+                assert hit["list"] == "covert_ops" and hit["entry"]["list"] == "covert_ops"
+                assert hit["entry"]["plate"] == "1XYZ999"
+                assert [h["hit_id"] for h in probe] == [str(covert)]
+            else:
+                assert hit["list"] is None and hit["entry"]["list"] is None and hit["entry"]["plate"] is None
+                assert "1XYZ999" not in orjson.dumps([hit, listed]).decode().replace(hit["read"]["plate"], "")
+                assert probe == []  # the name of a covert list cannot be probed
+            stolen = (await client.get("/v1/hits", headers=auth, params={"list": "stolen_vehicle"})).json()["hits"]
+            assert len(stolen) == 1
+
+
+async def test_every_request_is_audited_once(namespace: Namespace) -> None:
+    conn = await namespace.db()
+    try:
+        hit = await plant_hit(conn, timedelta(hours=1))
+        token = namespace.add_user("ines", "investigator")
+        gone = namespace.add_user("gone", "dispatcher")
+        dpo = namespace.add_user("dora", "dpo")
+        assert namespace.cli("users", "revoke", "gone").returncode == 0
+        base = namespace.start_api()
+        auth = headers(token, "case", "be")
+        cases: list[tuple[str, str, dict[str, str], Any, int, str, str, bool, str | None]] = [
+            # method, path, headers, json, status, actor, endpoint, allowed, reason fragment
+            ("GET", "/v1/hits", {}, None, 401, "(unauthenticated)", "hits.list", False, "missing bearer token"),
+            ("GET", "/v1/hits", {"Authorization": "Bearer anpr_nope"}, None, 401, "(unauthenticated)", "hits.list",
+             False, "unknown or revoked"),
+            ("GET", "/v1/me", headers(gone, "none", "be"), None, 401, "(unauthenticated)", "me", False,
+             "unknown or revoked"),
+            ("GET", "/v1/hits?limit=0", auth, None, 422, "ines", "hits.list", False, "invalid request: query.limit"),
+            ("POST", f"/v1/hits/{hit}/ack", auth, {"outcome": "other"}, 422, "ines", "hits.ack", False,
+             "needs a note"),
+            ("GET", "/v1/hits", {**auth, "X-Authorisation": "root"}, None, 400, "ines", "hits.list", False,
+             "is not one of"),
+            ("GET", f"/v1/hits/{uuid.uuid4()}", auth, None, 404, "ines", "hits.get", False, "no hit"),
+            # Who may not ask learns nothing, not even whether a hit exists.
+            ("GET", f"/v1/hits/{uuid.uuid4()}", headers(token, "none", "be"), None, 403, "ines", "hits.get", False,
+             "X-Purpose"),
+            ("POST", f"/v1/hits/{uuid.uuid4()}/ack", headers(dpo, "case", "be"), {"outcome": "not_found"}, 403,
+             "dora", "hits.ack", False, "may not use hits.ack"),
+            # PostgreSQL text holds no NUL: refused before any query, and still audited (NUL stored as U+FFFD).
+            ("GET", "/v1/hits?camera=LM%00X", auth, None, 400, "ines", "hits.list", False, "NUL characters"),
+            ("POST", f"/v1/hits/{hit}/ack", auth, {"outcome": "false_read", "note": "a\u0000b"}, 422, "ines",
+             "hits.ack", False, "invalid request: body.note"),
+            ("GET", f"/v1/hits/{hit}", auth, None, 200, "ines", "hits.get", True, None),
+            ("POST", f"/v1/hits/{hit}/ack", auth, {"outcome": "false_read", "note": "OCR"}, 200, "ines", "hits.ack",
+             True, None),
+        ]  # fmt: skip
+        async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+            for method, path, hdrs, body, status, actor, endpoint, allowed, reason in cases:
+                last = await _last_id(conn)
+                got = await client.request(method, path, headers=hdrs, json=body)
+                assert got.status_code == status, (path, got.text)
+                rows = await _audit_after(conn, last)
+                assert len(rows) == 1, (path, status)
+                row = rows[0]
+                assert (row["actor"], row["endpoint"], row["allowed"]) == (actor, endpoint, allowed), (path, status)
+                assert reason is None or reason in row["reason"], (row["reason"], reason)
+        # Tokens are stored only as their sha256.
+        stored = await conn.fetchrow("SELECT t::text AS row, token_hash FROM api_users t WHERE name = 'ines'")
+        assert token not in stored["row"] and stored["token_hash"] == hashlib.sha256(token.encode()).digest()
+        camera = await conn.fetchval("SELECT parameters->>'camera' FROM audit_log WHERE reason LIKE '%NUL%'")
+        assert camera == "LM\ufffdX"
+        ack = await conn.fetchrow("SELECT parameters::text AS p FROM audit_log WHERE endpoint = 'hits.ack' AND allowed")
+        assert orjson.loads(ack["p"]) == {"hit_id": str(hit), "outcome": "false_read", "note": "OCR"}
+    finally:
+        await conn.close()
+    verified = namespace.cli("audit", "verify")
+    assert verified.returncode == 0 and b"intact: 13 rows" in verified.stdout
+
+
+async def test_text_postgresql_cannot_hold_is_a_400_on_any_route(namespace: Namespace) -> None:
+    """The app-wide safety net, for a route (here a probe) whose own validation lets NUL through to the database."""
+    probe = APIRouter()
+
+    @probe.get("/probe", name="me")
+    async def echo(request: Request) -> dict[str, Any]:
+        return {"echo": await services(request).pool.fetchval("SELECT $1::text", request.query_params["q"])}
+
+    token = namespace.add_user("ines", "investigator")
+    app = create_app(Settings.from_env(namespace.env), routers=(probe,))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://probe") as client:
+            auth = {"Authorization": f"Bearer {token}"}
+            assert (await client.get("/probe", params={"q": "ok"}, headers=auth)).json() == {"echo": "ok"}
+            got = await client.get("/probe", params={"q": "a\x00b"}, headers=auth)
+    assert got.status_code == 400 and "NUL" in got.json()["detail"]
+    conn = await namespace.db()
+    try:
+        row = await conn.fetchrow("SELECT actor, allowed, reason, parameters->>'q' AS q FROM audit_log")
+    finally:
+        await conn.close()
+    assert (row["actor"], row["allowed"], row["q"]) == ("ines", False, "a\ufffdb") and "NUL" in row["reason"]
