@@ -23,6 +23,8 @@ _HIT_COLUMNS = (
     "detected_at", "payload",
 )  # fmt: skip
 
+_PARTITION_LOCK = 0x616E7071  # advisory lock key of day-partition creation
+
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS passages_in (LIKE passages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS hits_in (LIKE hits INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
@@ -49,7 +51,10 @@ class PostgresSink:
         missing = sorted(set(days) - self._days)
         if not missing:
             return
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # CREATE TABLE IF NOT EXISTS is not safe against itself: two workers creating the same day at once
+            # fail with DuplicateTableError (seen when three workers start together). Serialise the creators.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK)
             for day in missing:
                 await conn.execute("SELECT ensure_passage_partition($1)", day)
         self._days.update(missing)
