@@ -65,11 +65,13 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
             raise RuntimeError("partition assignment failed") from self.failed
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        self.ready.difference_update(revoked)
+        # In-flight batches still publish through these producers: drain first, then let go. (getmany returns
+        # nothing while the group rebalances, so no new batch of these partitions starts meanwhile.)
         try:
             await self.drain()
         except Exception as exc:
             self.failed = exc
+        self.ready.difference_update(revoked)
         await self._close([tp for tp in revoked if tp in self.producers])
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:

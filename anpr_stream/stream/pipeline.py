@@ -218,6 +218,9 @@ class ReadPipeline:
             asyncio.create_task(_stage(to_store, to_publish, self.store)),
             asyncio.create_task(_stage(to_publish, None, lambda stored: self._publish_batch(stored, producers))),
         ]
+        for stage in stages:
+            # A failed stage ends the session: a rebalance listener draining in-flight batches must not wait for it.
+            stage.add_done_callback(self._stage_done)
         last_lag = 0.0
         try:
             while not self.stopping.is_set():
@@ -254,6 +257,10 @@ class ReadPipeline:
                     stage.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
                         await stage
+
+    def _stage_done(self, stage: asyncio.Task[None]) -> None:
+        if not stage.cancelled() and stage.exception() is not None:
+            self._session_over.set()
 
     async def _record_lag(self, consumer: AIOKafkaConsumer) -> None:
         for tp in consumer.assignment():
@@ -309,14 +316,18 @@ class ReadPipeline:
         for hit in hits:
             if hit.dispatch:
                 dispatched.setdefault(_partition_of(hit.passage.record), []).append(hit)
-        await asyncio.gather(
+        outcomes = await asyncio.gather(
             *(
                 self.publish(
                     producers.producer(tp), {tp: offset}, rejected.get(tp, []), dispatched.get(tp, []), stored.payloads
                 )
                 for tp, offset in stored.prepared.offsets.items()
-            )
+            ),
+            return_exceptions=True,  # every transaction ends (committed or failed) before the session may end
         )
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome  # e.g. ProducerFenced: this worker lost the partition; the new owner replays the rest
         committed = datetime.now(UTC)
         _phase("kafka", clock)
         self._count(result, hits, committed)
