@@ -85,7 +85,11 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
         producer = self.producers.get(tp)
         if producer is None:
             producer = self.new_producer(transactional_id(self.group, tp))
-            await producer.start()  # init_transactions: fences the partition's previous owner, aborts its open txn
+            try:
+                await producer.start()  # init_transactions: fences the partition's previous owner, aborts its txn
+            except BaseException:
+                await producer.stop()
+                raise
             self.producers[tp] = producer
         # InitProducerId returns only once the previous owner's transaction is complete (committed or aborted, its
         # markers written, offsets materialised): the committed offset read now is final.
