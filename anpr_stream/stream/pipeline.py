@@ -209,15 +209,14 @@ class ReadPipeline:
     async def _drain(self) -> None:
         """Until every batch taken from Kafka is published (or the session is over): called when partitions are
         revoked, so that a clean rebalance hands over committed offsets and the new owner replays nothing."""
-        if self._inflight == 0:
-            return
-        over = asyncio.ensure_future(self._session_over.wait())
-        idle = asyncio.ensure_future(self._idle.wait())
-        try:
-            await asyncio.wait({over, idle}, timeout=DRAIN_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            over.cancel()
-            idle.cancel()
+        if self._inflight:
+            over = asyncio.ensure_future(self._session_over.wait())
+            idle = asyncio.ensure_future(self._idle.wait())
+            try:
+                await asyncio.wait({over, idle}, timeout=DRAIN_TIMEOUT_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                over.cancel()
+                idle.cancel()
         if self._inflight:
             # Safe all the same: the new owner's fence aborts what is still open here, and it replays from the
             # committed offsets; this worker's session then ends on ProducerFenced.

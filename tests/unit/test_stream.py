@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from anpr_stream import metrics
 from anpr_stream.cameras import CameraRegistry
@@ -16,6 +17,7 @@ from anpr_stream.config import ConfigError, Settings, mask_url
 from anpr_stream.matching import WatchlistIndex
 from anpr_stream.policy import MatchPolicy
 from anpr_stream.stream.hits import COVERT_INSTRUCTION, decide_suppression, hit_payload, hits_of
+from anpr_stream.stream.partition_producers import transactional_id
 from anpr_stream.stream.process import MAX_MESSAGE_BYTES, InRecord, hit_id, process_batch
 from anpr_stream.watchlists import entry_from_mapping
 
@@ -204,3 +206,8 @@ def test_dashboard_queries_only_metrics_that_exist() -> None:
 def test_rejection_reason_labels_are_bounded() -> None:
     assert metrics.reason_label("plate '1-AAAAAAAAAAAA' has more than 16 letters") == "plate … has more than … letters"
     assert metrics.reason_label("malformed JSON: unexpected end") == "malformed JSON"
+
+
+def test_transactional_ids_belong_to_input_partitions_not_to_workers() -> None:
+    assert transactional_id("anpr-stream", TopicPartition("anpr.reads", 7)) == "anpr-stream-anpr.reads-7"
+    assert transactional_id("g", TopicPartition("t", 0)) != transactional_id("g", TopicPartition("t", 1))
