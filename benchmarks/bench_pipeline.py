@@ -33,6 +33,7 @@ from anpr_stream.traffic import generate
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 LISTS = sorted(str(p) for p in (ROOT / "watchlists").glob("*.csv"))
+CAMERAS = [line.split(",")[0] for line in (ROOT / "deploy" / "cameras.csv").read_text().splitlines()[1:] if line]
 
 
 def scrape(port: str, timeout: float = 5) -> str:
@@ -167,15 +168,22 @@ async def worker_throughput(env: dict[str, str], url: str, expected: int) -> tup
         await conn.close()
 
 
-async def latency(env: dict[str, str], rate: int, seconds: float, listed: list[str]) -> dict[str, Any]:
+async def latency(
+    env: dict[str, str], rate: int, seconds: float, listed: list[str], cameras: int = 1
+) -> dict[str, Any]:
     """Produce `rate` reads/s for `seconds` (2% carry listed plates); measure, per dispatched hit, the time from the
     read's Kafka append to the hit being readable (read_committed) on the hits topic."""
-    samples, detect, achieved = await latency_samples(env, rate, seconds, listed)
+    samples, detect, achieved = await latency_samples(env, rate, seconds, listed, cameras=cameras)
     return latency_summary(samples, detect, rate, achieved)
 
 
 async def latency_samples(
-    env: dict[str, str], rate: int, seconds: float, listed: list[str], read_prefix: str = "lat"
+    env: dict[str, str],
+    rate: int,
+    seconds: float,
+    listed: list[str],
+    read_prefix: str = "lat",
+    cameras: int = 1,
 ) -> tuple[list[float], list[float], float]:
     """(end-to-end seconds per dispatched hit, seconds until matched in the worker per hit, achieved reads/s).
     Every 50th read carries the next plate of `listed`: give each run its own plates (and `read_prefix`) so that
@@ -223,9 +231,10 @@ async def latency_samples(
                 sent += 1
                 # every 50th read is a listed plate, each a different entry: no repeat suppression
                 plate = listed[(sent // 50) % len(listed)] if sent % 50 == 0 else f"1-LAT-{sent % 1000:03d}"
-                body = {"read_id": f"{read_prefix}-{sent}", "camera_id": "LM-E314-BOORSEM-IN",
+                camera = CAMERAS[sent % cameras]  # several cameras: batches span partitions (and transactions)
+                body = {"read_id": f"{read_prefix}-{sent}", "camera_id": camera,
                         "observed_at": now.isoformat(), "plate": plate, "country": "BE", "confidence": 0.9}  # fmt: skip
-                await producer.send(env["ANPR_TOPIC_READS"], value=orjson.dumps(body), key=b"LM-E314-BOORSEM-IN")
+                await producer.send(env["ANPR_TOPIC_READS"], value=orjson.dumps(body), key=camera.encode())
         achieved = sent / (time.perf_counter() - started)
         await asyncio.sleep(3)
     finally:
@@ -270,6 +279,7 @@ async def main() -> None:
     parser.add_argument("--rate", type=int, default=5000)
     parser.add_argument("--latency-seconds", type=int, default=30)
     parser.add_argument("--raw-runs", type=int, default=3)
+    parser.add_argument("--cameras", type=int, default=1, help="latency reads spread over this many cameras")
     args = parser.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
 
@@ -298,7 +308,7 @@ async def main() -> None:
         worker_rate, proc = await worker_throughput(env, env["ANPR_DATABASE_URL"], len(pairs))
         port = env["ANPR_METRICS_PORT"]
         backlog_phases = phase_profile(port)
-        lat = await latency(env, args.rate, args.latency_seconds, listed)
+        lat = await latency(env, args.rate, args.latency_seconds, listed, args.cameras)
         paced_phases = phase_profile(port, backlog_phases)
     finally:
         stop_process(proc)

@@ -23,6 +23,8 @@ _HIT_COLUMNS = (
     "detected_at", "payload",
 )  # fmt: skip
 
+_PARTITION_LOCK = 0x616E7071  # advisory lock key of day-partition creation
+
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS passages_in (LIKE passages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS hits_in (LIKE hits INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
@@ -49,7 +51,10 @@ class PostgresSink:
         missing = sorted(set(days) - self._days)
         if not missing:
             return
-        async with self.pool.acquire() as conn:
+        async with self.pool.acquire() as conn, conn.transaction():
+            # CREATE TABLE IF NOT EXISTS is not safe against itself: two workers creating the same day at once
+            # fail with DuplicateTableError (seen when three workers start together). Serialise the creators.
+            await conn.execute("SELECT pg_advisory_xact_lock($1)", _PARTITION_LOCK)
             for day in missing:
                 await conn.execute("SELECT ensure_passage_partition($1)", day)
         self._days.update(missing)
@@ -68,34 +73,34 @@ class PostgresSink:
 
     async def stored_decisions(
         self, conn: asyncpg.Connection, hits: list[Hit], window: timedelta
-    ) -> tuple[dict[str, bool], dict[tuple[str, str], list[datetime]]]:
-        """Decisions already recorded for these hits (replays keep them), and the dispatched hits per key within
-        the window around this batch (repeat suppression survives restarts because it lives here)."""
+    ) -> tuple[dict[str, bool], dict[tuple[str, str], list[tuple[datetime, str]]]]:
+        """Decisions already recorded for these hits (replays keep them), and the dispatch-eligible hits per key in
+        the window before this batch's (repeat suppression survives restarts because it lives here)."""
         if not hits:
             return {}, {}
         ids = [h.hit_id for h in hits]
         classes = [h.key[0] for h in hits]
         entries = [h.key[1] for h in hits]
         low = min(h.observed_at for h in hits) - window
-        high = max(h.observed_at for h in hits) + window
+        high = max(h.observed_at for h in hits)
         # Serialise deciders per (plate, entry) across workers: a transaction-scoped advisory lock per key, taken
         # in sorted order (no deadlock between two batches sharing keys) and held until this batch's rows commit,
-        # so a second worker deciding on the same vehicle sees the first one's dispatched hit.
+        # so a second worker deciding on the same vehicle sees the first one's hit.
         keys = sorted({f"{h.key[0]}\x1f{h.key[1]}" for h in hits})
         await conn.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended(k, 7)) FROM (SELECT unnest($1::text[]) AS k ORDER BY 1) s",
             keys,
         )
-        # One round trip: the recorded decisions (kind 's') and the dispatched neighbours (kind 'd').
+        # One round trip: the recorded decisions (kind 's') and the dispatch-eligible predecessors (kind 'd').
         rows = await conn.fetch(
             """SELECT 's' AS kind, hit_id::text AS hit_id, suppressed, NULL AS plate_class, NULL AS entry_id,
                       NULL::timestamptz AS observed_at
                FROM hits WHERE hit_id = ANY($5::uuid[])
                UNION ALL
-               SELECT 'd', NULL, NULL, h.plate_class, h.entry_id, h.observed_at
-               FROM hits h JOIN unnest($1::text[], $2::text[]) AS k(plate_class, entry_id)
+               SELECT 'd', h.hit_id::text, NULL, h.plate_class, h.entry_id, h.observed_at
+               FROM hits h JOIN (SELECT DISTINCT * FROM unnest($1::text[], $2::text[])) AS k(plate_class, entry_id)
                  ON h.plate_class = k.plate_class AND h.entry_id = k.entry_id
-               WHERE NOT h.suppressed AND h.dispatch AND h.observed_at BETWEEN $3 AND $4
+               WHERE h.dispatch AND h.observed_at BETWEEN $3 AND $4
                  AND NOT (h.hit_id = ANY($5::uuid[]))""",
             classes,
             entries,
@@ -103,13 +108,14 @@ class PostgresSink:
             high,
             ids,
         )
-        stored_rows = [row for row in rows if row["kind"] == "s"]
-        dispatched_rows = [row for row in rows if row["kind"] == "d"]
-        stored = {row["hit_id"]: row["suppressed"] for row in stored_rows}
-        dispatched: dict[tuple[str, str], list[datetime]] = {}
-        for row in dispatched_rows:
-            dispatched.setdefault((row["plate_class"], row["entry_id"]), []).append(row["observed_at"])
-        return stored, dispatched
+        stored = {row["hit_id"]: row["suppressed"] for row in rows if row["kind"] == "s"}
+        earlier: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+        for row in rows:
+            if row["kind"] == "d":
+                earlier.setdefault((row["plate_class"], row["entry_id"]), []).append(
+                    (row["observed_at"], row["hit_id"])
+                )
+        return stored, earlier
 
     async def write(
         self,

@@ -47,22 +47,30 @@ def hits_of(passages: list[Passage], dispatch_of: Callable[[str], bool]) -> list
 def decide_suppression(
     hits: list[Hit],
     stored: dict[str, bool],
-    dispatched: dict[tuple[str, str], list[datetime]],
+    earlier: dict[tuple[str, str], list[tuple[datetime, str]]],
     window: timedelta,
 ) -> None:
-    """Mark repeats. `stored`: decisions already recorded for these hit ids (a replay keeps them); `dispatched`:
-    observed_at of hits already dispatched per key near this batch. A hit is suppressed when a dispatched hit
-    of the same key lies within +-window of it."""
-    for hit in hits:
+    """Mark repeats, in event-time order. `stored`: decisions already recorded for these hit ids (a replay keeps
+    them); `earlier`: (observed_at, hit_id) of the dispatch-eligible hits already stored per key in the window before
+    this batch. A hit is suppressed when a dispatch-eligible hit of the same key was observed less than `window`
+    before it (ties on observed_at broken by hit_id), whatever that hit's own decision.
+
+    The decision depends only on which hits exist before it in event time, never on the order in which the hits
+    arrived or on earlier decisions: processed in any order that stores every hit's predecessors within the window
+    first, the decisions are the same. A predecessor that arrives after its successor was decided cannot take back an
+    alert: the successor stays dispatched (an extra alert, never a missed one); the late hit is decided correctly."""
+    for hit in sorted(hits, key=lambda h: (h.observed_at, h.hit_id)):
         if hit.hit_id in stored:
             hit.suppressed = stored[hit.hit_id]
         elif not hit.dispatch:
             hit.suppressed = False
         else:
-            seen = dispatched.get(hit.key, [])
-            hit.suppressed = any(abs(hit.observed_at - t) < window for t in seen)
-        if hit.dispatch and not hit.suppressed:
-            dispatched.setdefault(hit.key, []).append(hit.observed_at)
+            me = (hit.observed_at, hit.hit_id)
+            hit.suppressed = any(
+                before < me and hit.observed_at - before[0] < window for before in earlier.get(hit.key, ())
+            )
+        if hit.dispatch:
+            earlier.setdefault(hit.key, []).append((hit.observed_at, hit.hit_id))
 
 
 def hit_payload(hit: Hit, cameras: CameraRegistry, detected_at: datetime) -> dict[str, Any]:

@@ -99,12 +99,16 @@ class PipelineService(mode.Service):
 
 
 def build_app(settings: Settings) -> faust.App:
+    datadir = state_dir() / "faust"
+    # faust creates only the last level: on a checkout that uses external Kafka and PostgreSQL (settings in the
+    # environment), the local state directory may not exist yet.
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         f"{settings.consumer_group}-app",
         broker=f"kafka://{settings.kafka_bootstrap.replace(',', ';kafka://')}",
         web_enabled=False,
         store="memory://",
-        datadir=str(state_dir() / "faust"),
+        datadir=str(datadir),
         topic_replication_factor=1,
     )
     app.service(PipelineService(settings))  # type: ignore[arg-type]  # faust starts instances as well as classes

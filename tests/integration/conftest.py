@@ -4,6 +4,7 @@ worker as a real subprocess that can be started, stopped and killed."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
@@ -190,8 +191,9 @@ class Namespace:
             await conn.close()
 
 
-@pytest.fixture
-async def namespace(infra: Infra) -> AsyncIterator[Namespace]:
+@contextlib.asynccontextmanager
+async def open_namespace(infra: Infra, reads_partitions: int = 3) -> AsyncIterator[Namespace]:
+    """Topics, consumer group and database schema of their own (migrated); workers stopped and schema dropped after."""
     tag = uuid.uuid4().hex[:8]
     schema = f"t_{tag}"
     conn = await asyncpg.connect(infra.database_url)
@@ -206,19 +208,27 @@ async def namespace(infra: Infra) -> AsyncIterator[Namespace]:
         tag,
         schema,
         ANPR_METRICS_PORT="0",
-        ANPR_READS_PARTITIONS="3",
+        ANPR_READS_PARTITIONS=str(reads_partitions),
         ANPR_HITS_PARTITIONS="1",
     )
     ns = Namespace(infra, tag, schema, env)
-    migrated = ns.cli("migrate")
-    assert migrated.returncode == 0, migrated.stderr.decode()
-    yield ns
-    ns.stop_workers()
-    conn = await asyncpg.connect(infra.database_url)
     try:
-        await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        migrated = ns.cli("migrate")
+        assert migrated.returncode == 0, migrated.stderr.decode()
+        yield ns
     finally:
-        await conn.close()
+        ns.stop_workers()
+        conn = await asyncpg.connect(infra.database_url)
+        try:
+            await conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def namespace(infra: Infra) -> AsyncIterator[Namespace]:
+    async with open_namespace(infra) as ns:
+        yield ns
 
 
 @pytest.fixture

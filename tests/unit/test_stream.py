@@ -9,6 +9,7 @@ from pathlib import Path
 
 import orjson
 import pytest
+from aiokafka import TopicPartition
 
 from anpr_stream import metrics
 from anpr_stream.cameras import CameraRegistry
@@ -16,6 +17,7 @@ from anpr_stream.config import ConfigError, Settings, mask_url
 from anpr_stream.matching import WatchlistIndex
 from anpr_stream.policy import MatchPolicy
 from anpr_stream.stream.hits import COVERT_INSTRUCTION, decide_suppression, hit_payload, hits_of
+from anpr_stream.stream.partition_producers import transactional_id
 from anpr_stream.stream.process import MAX_MESSAGE_BYTES, InRecord, hit_id, process_batch
 from anpr_stream.watchlists import entry_from_mapping
 
@@ -104,12 +106,48 @@ def test_repeats_within_the_window_are_suppressed_by_confusion_class_plate() -> 
     assert [(h.passage.reading.read_id, h.suppressed) for h in hits] == [("r1", False), ("r2", True), ("r3", False)]
 
 
-def test_recorded_decisions_win_and_earlier_dispatches_count() -> None:
+def test_recorded_decisions_win_and_earlier_hits_count() -> None:
     hits = _hits(("r1", "1-HGT-904", NOW), ("r2", "1-HGT-904", NOW + timedelta(minutes=1)))
     key = hits[0].key
-    # r1 was already decided as suppressed in an earlier attempt; a dispatch 3 minutes before r1 exists.
-    decide_suppression(hits, {hits[0].hit_id: True}, {key: [NOW - timedelta(minutes=3)]}, timedelta(minutes=10))
+    # r1 was already decided as suppressed in an earlier attempt; a hit 3 minutes before r1 is stored.
+    decide_suppression(hits, {hits[0].hit_id: True}, {key: [(NOW - timedelta(minutes=3), "x")]}, timedelta(minutes=10))
     assert [h.suppressed for h in hits] == [True, True]
+
+
+def test_a_vehicle_seen_without_a_gap_of_a_window_is_alerted_once() -> None:
+    # Every 6 minutes for half an hour: each read has a predecessor within 10 minutes (suppressed or not).
+    start = NOW - timedelta(hours=1)
+    hits = _hits(*((f"r{i}", "1-HGT-904", start + timedelta(minutes=6 * i)) for i in range(6)))
+    decide_suppression(hits, {}, {}, timedelta(minutes=10))
+    assert [h.suppressed for h in hits] == [False, True, True, True, True, True]
+
+
+def test_only_earlier_hits_suppress_whatever_the_batches_and_later_arrivals() -> None:
+    window = timedelta(minutes=10)
+    start = NOW - timedelta(hours=1)
+    times = [0, 4, 16, 18, 30, 39, 39]  # minutes: two reads at the same instant are ordered by hit_id
+    reference = _hits(*((f"r{i}", "1-HGT-904", start + timedelta(minutes=m)) for i, m in enumerate(times)))
+    decide_suppression(reference, {}, {}, window)
+    expected = {h.hit_id: h.suppressed for h in reference}
+    assert sorted(expected.values()) == [False, False, False, True, True, True, True]
+    for split in range(1, len(times)):
+        # Split into two batches at every point; the later batch is decided with the earlier one stored, and the
+        # earlier batch once more with the later one already stored too (a late arrival): successors change nothing.
+        hits = _hits(*((f"r{i}", "1-HGT-904", start + timedelta(minutes=m)) for i, m in enumerate(times)))
+        before, after = hits[:split], hits[split:]
+        decide_suppression(before, {}, {}, window)
+        decide_suppression(after, {}, {before[0].key: [(h.observed_at, h.hit_id) for h in before]}, window)
+        assert {h.hit_id: h.suppressed for h in hits} == expected
+        decide_suppression(before, {}, {after[0].key: [(h.observed_at, h.hit_id) for h in after]}, window)
+        assert {h.hit_id: h.suppressed for h in hits} == expected
+
+
+def test_a_late_predecessor_never_takes_back_an_alert() -> None:
+    window = timedelta(minutes=10)
+    [early, later] = _hits(("r1", "1-HGT-904", NOW - timedelta(minutes=2)), ("r2", "1-HGT-904", NOW))
+    decide_suppression([later], {}, {}, window)  # r2 arrives first (its camera's partition was ahead)
+    decide_suppression([early], {}, {later.key: [(later.observed_at, later.hit_id)]}, window)
+    assert (early.suppressed, later.suppressed) == (False, False)  # one extra alert, none missed
 
 
 def test_log_only_lists_are_never_suppressed_or_dispatched() -> None:
@@ -168,3 +206,8 @@ def test_dashboard_queries_only_metrics_that_exist() -> None:
 def test_rejection_reason_labels_are_bounded() -> None:
     assert metrics.reason_label("plate '1-AAAAAAAAAAAA' has more than 16 letters") == "plate … has more than … letters"
     assert metrics.reason_label("malformed JSON: unexpected end") == "malformed JSON"
+
+
+def test_transactional_ids_belong_to_input_partitions_not_to_workers() -> None:
+    assert transactional_id("anpr-stream", TopicPartition("anpr.reads", 7)) == "anpr-stream-anpr.reads-7"
+    assert transactional_id("g", TopicPartition("t", 0)) != transactional_id("g", TopicPartition("t", 1))
