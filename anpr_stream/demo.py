@@ -107,13 +107,22 @@ async def run_demo(keep_running: bool, speed: float = 720.0) -> int:
     except RuntimeError as exc:
         print(f"demo: {exc}; worker log tail:\n{tail(log_path)}", file=sys.stderr)
         ok = False
+    api: subprocess.Popen[bytes] | None = None
     try:
         if ok and keep_running:
+            api = _start_api(cli, env, worker_env)
             topic = env["ANPR_TOPIC_READS"]
             print(f"demo: the worker keeps running (pid {worker.pid}), reads topic {topic}; Ctrl-C stops it")
             with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
                 await asyncio.to_thread(worker.wait)
     finally:
+        if api is not None and api.poll() is None:
+            api.send_signal(signal.SIGTERM)
+            try:
+                api.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                api.kill()
+                api.wait()
         if worker.poll() is None:
             worker.send_signal(signal.SIGTERM)
             try:
@@ -128,6 +137,30 @@ async def run_demo(keep_running: bool, speed: float = 720.0) -> int:
             finally:
                 await admin.close()
     return 0 if ok else 1
+
+
+def _start_api(cli: list[str], env: dict[str, str], service_env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+    """With --keep-running: the query API and dispatch console on 127.0.0.1 (ANPR_DEMO_API_PORT, default 8080), as
+    the worker's login, with a dispatcher and an investigator made for the demo (tokens printed once)."""
+    tokens = {}
+    for name, role in (("demo-dispatcher", "dispatcher"), ("demo-investigator", "investigator")):
+        done = subprocess.run([*cli, "users", "add", name, "--role", role], env=env, capture_output=True, text=True,
+                              check=False)  # fmt: skip
+        if done.returncode != 0:
+            print(f"demo: users add {name} failed: {done.stderr.strip()}", file=sys.stderr)
+            return None
+        tokens[role] = done.stdout.strip()
+    port = os.environ.get("ANPR_DEMO_API_PORT", "8080")
+    log_path = state_dir() / "demo-api.log"
+    with open(log_path, "wb") as log:
+        api = subprocess.Popen(
+            [*cli, "api", "--port", port, "--loglevel", "warning"], env=service_env, stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    print(f"demo: dispatch console http://127.0.0.1:{port}/console (log {log_path}); API docs /docs")
+    for role, token in tokens.items():
+        print(f"demo:   {role:<12} token {token}")
+    return api
 
 
 def _service_login(cli: list[str], env: dict[str, str], name: str) -> str:
