@@ -140,7 +140,7 @@ def test_role_table() -> None:
     for endpoint in DATA_ENDPOINTS:
         assert Role.DPO not in PERMISSIONS[endpoint] and Role.ADMIN not in PERMISSIONS[endpoint]
     assert {e for e, roles in PERMISSIONS.items() if Role.DISPATCHER in roles} == {
-        "me", "cameras.list", "hits.list", "hits.get", "hits.ack", "hits.stream",
+        "me", "cameras.list", "cameras.map", "hits.list", "hits.get", "hits.ack", "hits.stream",
     }  # fmt: skip
     assert PERMISSIONS["dpo.report"] == {Role.DPO, Role.ADMIN}
     assert "dpo.report" not in DATA_ENDPOINTS and "me" not in DATA_ENDPOINTS
