@@ -38,6 +38,7 @@ _ERRORS = {
     401: "missing, unknown or revoked bearer token",
     403: "refused: role, camera scope, missing justification or authorisation, data past retention",
     404: "no such record",
+    503: "not ready yet (the live feed is not connected to Kafka); retry",
 }
 
 

@@ -8,17 +8,17 @@ import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import asyncpg
 import orjson
 from fastapi import APIRouter, Body, Depends, Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from rapidfuzz.distance import Levenshtein
 
 from anpr_stream.api.access import Denied, Grant, default_since
-from anpr_stream.api.context import Call, CallDep, justification_headers
+from anpr_stream.api.context import Call, CallDep, error_responses, justification_headers
 from anpr_stream.api.passage_queries import (
     Key,
     TooManyCandidates,
@@ -46,8 +46,17 @@ from anpr_stream.plates import confusion_form
 from anpr_stream.policy import MatchPolicy
 from anpr_stream.retention.policy import DataClass
 from anpr_stream.watchlists import InvalidEntry, WatchlistEntry, entry_from_mapping
+from anpr_stream.watchlists.entry import MAX_ID, MAX_REFERENCE
 
-router = APIRouter(prefix="/v1", tags=["investigations"], dependencies=[Depends(justification_headers)])
+# Refusals of input the document can express (types, bounds, patterns, a UTC offset) are FastAPI's 422 (a list of
+# errors); what only the query can tell (a plate with no letters or digits, a cursor this API did not hand out, a
+# search too broad to run, an entry ending before it starts) is a 400 with the reason, as on /v1/hits.
+router = APIRouter(
+    prefix="/v1",
+    tags=["investigations"],
+    dependencies=[Depends(justification_headers)],
+    responses=error_responses(400, 401, 403, 404),
+)
 
 MAX_PAGE = 1000
 MAX_ROUTE = 10_000
@@ -55,22 +64,22 @@ MAX_COTRAVEL_TARGETS = 2_000
 MAX_RETROACTIVE = 5_000
 
 Since = Annotated[
-    datetime | None, Query(description="oldest observed_at, with a UTC offset (default: the open-access period)")
+    AwareDatetime | None,
+    Query(description="oldest observed_at, with a UTC offset (default: the open-access period)"),
 ]
-Until = Annotated[datetime | None, Query(description="newest observed_at, with a UTC offset (default: now)")]
+Until = Annotated[AwareDatetime | None, Query(description="newest observed_at, with a UTC offset (default: now)")]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
 Limit = Annotated[int, Query(ge=1, le=MAX_PAGE)]
-PlatePath = Annotated[str, Path(max_length=32, description="the plate as written; separators and case are ignored")]
+PlatePath = Annotated[
+    str, Path(min_length=1, max_length=32, description="the plate as written; separators and case are ignored")
+]
 Ocr = Annotated[bool, Query(description="true: the plate's whole confusion class (0/O, 8/B, ...), not just the plate")]
 
 
 async def _granted(
     call: Call, since: datetime | None, until: datetime | None, cameras: list[str] | None = None
 ) -> tuple[Grant, datetime]:
-    """The access decision for a window of passages (naive timestamps refused), and the granted lower bound."""
-    for name, moment in (("since", since), ("until", until)):
-        if moment is not None and moment.tzinfo is None:
-            raise await call.deny(Denied(422, f"{name} {moment.isoformat()} has no UTC offset"))
+    """The access decision for a window of passages, and the granted lower bound."""
     policy = call.svc.settings.retention
     grant = await call.grant(
         since=since or default_since(policy, call.now), until=until, data_class=DataClass.PASSAGES, cameras=cameras
@@ -80,7 +89,7 @@ async def _granted(
 
 
 async def _invalid(call: Call, exc: Exception) -> Exception:
-    return await call.deny(Denied(422, str(exc)))
+    return await call.deny(Denied(400, str(exc)))
 
 
 def _window(grant: Grant, since: datetime) -> dict[str, str | None]:
@@ -93,7 +102,8 @@ def _window(grant: Grant, since: datetime) -> dict[str, str | None]:
 async def search(
     call: CallDep,
     plate: Annotated[
-        str, Query(max_length=32, description="the plate; in wildcard mode `?` one character, `*` any run")
+        str,
+        Query(min_length=1, max_length=32, description="the plate; in wildcard mode `?` one character, `*` any run"),
     ],
     mode: Annotated[SearchMode, Query(description="exact | ocr | fuzzy | wildcard")] = SearchMode.EXACT,
     distance: Annotated[int, Query(ge=1, le=2, description="fuzzy mode: most Levenshtein edits (1 or 2)")] = 1,
@@ -331,21 +341,34 @@ def retroactive_matches(entry: WatchlistEntry, plates: list[str], policy: MatchP
     return matched
 
 
+# What entry_from_mapping accepts, as far as a schema can say it (text is stripped; control characters refused), so
+# that a schema-valid entry is accepted: its remaining refusals (a plate with no letters or digits, valid_until not
+# after valid_from) are 400s with its reason.
+NO_CONTROL = r"^[^\x00-\x1f\x7f-\x9f]*$"
+NOT_BLANK = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+
+# An open validity bound is empty in watchlist files and on the watchlist topic (entry_to_mapping), null in JSON.
+OpenBound = AwareDatetime | Literal[""] | None
+
+
 class RetroactiveEntry(BaseModel):
     """A watchlist entry as in watchlist files and on the watchlist topic; validated by the same code
     (watchlists.entry_from_mapping), whose reason a refusal carries."""
 
     model_config = ConfigDict(extra="forbid")
 
-    entry_id: str = Field(max_length=128)
-    list: str = Field(description="lower_snake_case list name, e.g. stolen_vehicle (its match policy applies)")
-    plate: str = Field(max_length=64, description="the plate; `?` and `*` make a partial plate")
-    country: str | None = Field(default=None, description="ISO 3166-1 alpha-2 or empty")
-    priority: int = Field(description="1 (highest) to 5")
-    action: str = Field(description="e.g. intercept, observe, inform")
-    valid_from: str | None = Field(default=None, description="RFC 3339; ignored by the look-back")
-    valid_until: str | None = Field(default=None, description="RFC 3339; ignored by the look-back")
-    reference: str = ""
+    entry_id: str = Field(max_length=MAX_ID, pattern=NOT_BLANK)
+    list: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="lower_snake_case list name, e.g. stolen_vehicle (its match policy applies)",
+    )
+    plate: str = Field(max_length=64, pattern=NOT_BLANK, description="the plate; `?` and `*` make a partial plate")
+    country: str | None = Field(default=None, pattern=r"^([A-Za-z]{2})?$", description="ISO 3166-1 alpha-2 or empty")
+    priority: int = Field(ge=1, le=5, description="1 (highest) to 5")
+    action: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$", description="e.g. intercept, observe, inform")
+    valid_from: OpenBound = Field(default=None, description="RFC 3339, empty or null; ignored by the look-back")
+    valid_until: OpenBound = Field(default=None, description="RFC 3339, empty or null; ignored by the look-back")
+    reference: str = Field(default="", max_length=MAX_REFERENCE, pattern=NO_CONTROL)
     covert: bool = False
 
 
@@ -373,7 +396,7 @@ async def retroactive(
     try:
         entry = entry_from_mapping(entry_fields)
     except InvalidEntry as exc:
-        raise await call.deny(Denied(422, f"invalid watchlist entry: {exc}"), extra) from None
+        raise await call.deny(Denied(400, f"invalid watchlist entry: {exc}"), extra) from None
     policy = MatchPolicy.parse(call.svc.settings.match_policy)
     cameras = grant.cameras(None)
     try:
@@ -381,7 +404,7 @@ async def retroactive(
             call.svc.pool, since_at, grant.until, cameras, **retroactive_candidates(entry, policy)
         )
     except TooManyCandidates as exc:
-        raise await call.deny(Denied(422, str(exc)), extra) from None
+        raise await call.deny(Denied(400, str(exc)), extra) from None
     matched = retroactive_matches(entry, plates, policy)
     rows: list[asyncpg.Record] = []
     if matched:

@@ -26,7 +26,7 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from anpr_stream.api.access import Denied, User
-from anpr_stream.api.context import CallDep, justification_headers
+from anpr_stream.api.context import CallDep, error_responses, justification_headers
 from anpr_stream.api.hits import HIT_COLUMNS, LATEST_OUTCOME, hit_view
 from anpr_stream.config import Settings
 from anpr_stream.retention.policy import DataClass
@@ -342,7 +342,12 @@ def attach(app: FastAPI) -> None:
     app.router.lifespan_context = lifespan
 
 
-router = APIRouter(prefix="/v1/live", tags=["live"], dependencies=[Depends(justification_headers)])
+router = APIRouter(
+    prefix="/v1/live",
+    tags=["live"],
+    dependencies=[Depends(justification_headers)],
+    responses=error_responses(400, 401, 403, 503),
+)
 
 STREAM_DESCRIPTION = """Server-Sent Events (`text/event-stream`), for the dispatch console. Events:
 `hit` (the payload as published on the hits topic; covert lists masked), `outcome` (an acknowledgement recorded on

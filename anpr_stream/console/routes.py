@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, Response
 
-from anpr_stream.api.context import CallDep
+from anpr_stream.api.context import CallDep, error_responses
 from anpr_stream.console.svgmap import build_map
 
 STATIC = Path(__file__).parent / "static"
@@ -39,7 +39,8 @@ async def console_static(name: str) -> FileResponse:
 
 
 @router.get("/v1/live/map.svg", name="cameras.map", tags=["live"], summary="The zone's camera map (SVG, in scope)",
-            response_class=Response, responses={200: {"content": {"image/svg+xml": {}}}})  # fmt: skip
+            response_class=Response,
+            responses={200: {"content": {"image/svg+xml": {}}}, **error_responses(400, 401, 403)})  # fmt: skip
 async def zone_map(call: CallDep) -> Response:
     grant = await call.grant()
     shown = [c for c in call.svc.cameras if call.user.sees_camera(c.camera_id)]
