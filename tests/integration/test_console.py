@@ -236,6 +236,8 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             assert sorted(ids) == sorted({warm, sv, *during, covert, last}), ids
             assert len(ids) == len(set(ids)) == 7
             assert await one.inner_text("#repeats-count") == "1"
+            # ...but the alert it repeats shows where the vehicle is now.
+            await one.locator(card(sv)).locator(".last-seen:has-text('Smeermaas')").wait_for(timeout=10_000)
             assert await one.get_attribute("#mute", "data-beeps") == "2", "the last hit beeped, the repeat did not"
 
             await one.click("#mute")

@@ -280,6 +280,7 @@
       // a repeat of a hit already dispatched: counted, never alerted
       state.repeats.add(hit.hit_id);
       $("repeats-count").textContent = String(state.repeats.size);
+      lastSeen(hit, fresh);
       return;
     }
     if (state.hits.has(hit.hit_id)) return; // delivered twice (replay, backlog and live): shown once
@@ -299,6 +300,32 @@
       state.hits.get(oldest).remove();
       state.hits.delete(oldest);
     }
+  }
+
+  // A repeat moves no card but tells where the vehicle is now: the alert it repeats (same entry, the newest card
+  // observed before it) shows the latest sighting, and the map flashes that camera.
+  function lastSeen(hit, fresh) {
+    const read = hit.read || {};
+    const camera = hit.camera || {};
+    const entryId = hit.entry_id || (hit.entry || {}).entry_id || "";
+    const at = new Date(read.observed_at);
+    if (!entryId || Number.isNaN(at.getTime())) return;
+    const iso = at.toISOString();
+    let target = null;
+    for (const card of $("hits").querySelectorAll(".hit-card")) {
+      if (card.dataset.entry === entryId && card.dataset.observed <= iso) {
+        target = card; // cards are newest first: the first one found is the alert this repeats
+        break;
+      }
+    }
+    if (!target || (target.dataset.lastSeen && target.dataset.lastSeen >= iso)) return;
+    target.dataset.lastSeen = iso;
+    const line = target.querySelector(".last-seen");
+    const where = [camera.name || read.camera_id || camera.camera_id, camera.road, camera.direction || read.direction];
+    line.textContent =
+      "last seen " + at.toLocaleTimeString("en-GB", { hour12: false }) + " · " + where.filter(Boolean).join(" · ");
+    line.hidden = false;
+    if (fresh) flashCamera(camera.camera_id || read.camera_id || "");
   }
 
   function insertByTime(card) {
@@ -333,6 +360,7 @@
     const observed = new Date(read.observed_at);
     if (Number.isNaN(observed.getTime())) observed.setTime(Date.now());
     card.dataset.observed = observed.toISOString();
+    card.dataset.entry = hit.entry_id || entry.entry_id || "";
     if (covert) card.classList.add("covert");
 
     const head = el("div", "card-head");
@@ -376,6 +404,9 @@
     when.appendChild(age);
     card.appendChild(when);
     updateAge(age);
+    const seen = el("p", "last-seen");
+    seen.hidden = true;
+    card.appendChild(seen);
 
     card.appendChild(ackForm(hit.hit_id));
     card.appendChild(el("p", "outcome"));
