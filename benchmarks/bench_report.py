@@ -510,7 +510,7 @@ def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[
         f"| raw aiokafka `getmany` + orjson loop (ceiling) | 1.000 | {raw['reads_per_s']:,} | consume and decode "
         f"only; median of {len(raw['runs'])} runs ({', '.join(f'{x:,}' for x in raw['runs'])}) |",
         f"| **anpr-stream worker** | **{worker['ratio']:.3f}** | **{worker['reads_per_s']:,}** | validate, match, "
-        f"every passage to PostgreSQL (COPY per batch), hits + offsets in one Kafka transaction; "
+        f"every passage to PostgreSQL (COPY per batch), hits + offsets in one Kafka transaction per input partition; "
         f"{worker['hits']:,} hits in {worker['batches']:,} batches |",
         f"| plain per-event faust agent, no database | {faust['ratio']:.3f} | {faust['reads_per_s']:,} | the worker's "
         f"match-stage work per read, nothing written ({faust['reads_measured']:,} reads measured) |",
@@ -561,8 +561,9 @@ def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[
     out += [
         "From the worker's `anpr_batch_phase_seconds` histogram: *match* (decode, validate, match; overlaps the "
         "writing of the batch before), *db* (repeat-suppression decisions and the batch's rows in PostgreSQL), "
-        "*kafka* (hits, dead letters and offsets in one transaction); a *decide* phase, where the worker reports it "
-        "apart, is the suppression lookup. Share of the summed phase time.",
+        "*kafka* (hits, dead letters and offsets: one transaction per input partition of the batch, run at once); "
+        "a *decide* phase, where the worker reports it apart, is the suppression lookup. Share of the summed phase "
+        "time.",
         "",
         "| phase | backlog: share | ms/batch | paced (latency runs): share | ms/batch |",
         "|---|---:|---:|---:|---:|",
