@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import os
 import re
-import signal
 import socket
 import statistics
 import subprocess
@@ -28,7 +27,7 @@ from aiokafka import AIOKafkaConsumer
 from anpr_stream.commands.replay import replay
 from anpr_stream.devinfra import endpoints
 from anpr_stream.devinfra.paths import project_root, state_dir
-from anpr_stream.devinfra.process import tail
+from anpr_stream.devinfra.process import stop_children, tail
 from anpr_stream.stream.compacted import open_from_beginning, records_to_end
 
 SCHEMA = "demo"
@@ -116,20 +115,7 @@ async def run_demo(keep_running: bool, speed: float = 720.0) -> int:
             with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
                 await asyncio.to_thread(worker.wait)
     finally:
-        if api is not None and api.poll() is None:
-            api.send_signal(signal.SIGTERM)
-            try:
-                api.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                api.kill()
-                api.wait()
-        if worker.poll() is None:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        stop_children(api, worker)
         if worker_env["ANPR_DATABASE_URL"] != env["ANPR_DATABASE_URL"]:
             admin = await asyncpg.connect(env["ANPR_DATABASE_URL"])
             try:

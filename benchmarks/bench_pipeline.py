@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import itertools
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from anpr_stream.devinfra import endpoints
+from anpr_stream.devinfra.process import stop_children
 from anpr_stream.traffic import generate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,18 +133,6 @@ def start_worker(env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]
             [sys.executable, "-m", "anpr_stream.cli", "worker", "--loglevel", "warning"],
             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-
-
-def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
-    """SIGTERM, then SIGKILL when it has not ended within `timeout`."""
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 async def worker_throughput(env: dict[str, str], url: str, expected: int) -> tuple[float, subprocess.Popen[bytes]]:
@@ -311,7 +299,7 @@ async def main() -> None:
         lat = await latency(env, args.rate, args.latency_seconds, listed, args.cameras)
         paced_phases = phase_profile(port, backlog_phases)
     finally:
-        stop_process(proc)
+        stop_children(proc)
         admin = await asyncpg.connect(found.database_url)
         await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await admin.close()

@@ -20,7 +20,6 @@ import os
 import platform
 import random
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -41,6 +40,7 @@ from anpr_stream.api.passage_queries import Key, candidate_plates, cotravellers,
 from anpr_stream.api.plate_query import fuzzy_form, fuzzy_like_patterns, like_pattern
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.devinfra import endpoints
+from anpr_stream.devinfra.process import stop_children
 from anpr_stream.plates import confusion_form, normalise, plate_format
 from anpr_stream.plates.synthetic import ZONE_TRAFFIC_MIX, synthetic_plate
 from anpr_stream.retention.policy import DataClass, preset
@@ -285,11 +285,7 @@ async def http_subset(env: dict[str, str], sample: list[str], hot: list[str], no
             out["http_cotravel"] = summary(times)
             return out
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_children(proc, timeout=15)
 
 
 async def explain(pool: asyncpg.Pool, plate: str, now: datetime) -> dict[str, str]:

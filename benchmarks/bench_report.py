@@ -46,6 +46,7 @@ from anpr_stream.commands.replay import Progress, read_lines, replay
 from anpr_stream.devinfra import endpoints
 from anpr_stream.devinfra.kafka import LocalKafka
 from anpr_stream.devinfra.paths import state_dir
+from anpr_stream.devinfra.process import stop_children
 from anpr_stream.matching import WatchlistIndex
 from anpr_stream.policy import MatchPolicy
 from anpr_stream.stream.hits import hits_of
@@ -153,7 +154,7 @@ async def faust_backlog(
                     raise TimeoutError(f"faust baseline read nothing in {startup_timeout:.0f} s; see {log.name}")
                 await asyncio.sleep(0.25)
     finally:
-        bp.stop_process(proc)
+        stop_children(proc)
 
 
 # -- in process: the match stage ---------------------------------------------------------------------------------
@@ -405,7 +406,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             samples_at[rate] = samples
             say(f"  achieved {row['achieved_rate']:,} reads/s; p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms")
         paced_phases = bp.phase_profile(port, backlog_phases)
-        bp.stop_process(proc)
+        stop_children(proc)
 
         # -- contender 3: the faust agent, without and with the per-event INSERT
         faust_common = [
@@ -431,7 +432,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         profile = profile_match_stage(lines, lists)
     finally:
         for proc in procs:
-            bp.stop_process(proc)
+            stop_children(proc)
         with contextlib.suppress(Exception):
             await drop_schemas(found.database_url, [schema, faust_schema])
         with contextlib.suppress(Exception):

@@ -31,6 +31,7 @@ import orjson
 from aiokafka.admin import AIOKafkaAdminClient
 
 from anpr_stream.devinfra import endpoints
+from anpr_stream.devinfra.process import stop_children
 
 ROOT = bp.ROOT
 RESULTS = bp.RESULTS
@@ -106,7 +107,7 @@ async def one_run(
             await asyncio.sleep(0.1)
     finally:
         for proc in procs:
-            bp.stop_process(proc)
+            stop_children(proc)
         admin = await asyncpg.connect(found.database_url)
         await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await admin.close()

@@ -75,6 +75,19 @@ def stop_pid(pid: int, timeout: float = 30.0) -> None:
         return
 
 
+def stop_children(*procs: subprocess.Popen[bytes] | None, timeout: float = 30.0) -> None:
+    """Child processes: SIGTERM to all at once, wait for each, SIGKILL what has not ended within `timeout`."""
+    running = [p for p in procs if p is not None and p.poll() is None]
+    for proc in running:
+        proc.send_signal(signal.SIGTERM)
+    for proc in running:
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.settimeout(0.5)

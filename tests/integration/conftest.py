@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from anpr_stream.devinfra.endpoints import isolated_env
+from anpr_stream.devinfra.process import stop_children
 from tests.conftest import Infra
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,25 +112,9 @@ class Namespace:
         raise AssertionError(f"api did not answer on {base} within {timeout} s")
 
     def stop_workers(self) -> None:
-        for proc in self.apis:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.apis:
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        """Stop the APIs and workers this namespace started (SIGTERM, then SIGKILL after 30 s)."""
+        stop_children(*self.apis, *self.workers)
         self.apis.clear()
-        for proc in self.workers:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.workers:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
         self.workers.clear()
 
     async def produce(
