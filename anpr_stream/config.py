@@ -79,6 +79,8 @@ class Settings:
     cameras_file: Path = Path("deploy/cameras.csv")
     db_retry_max_seconds: float = 30.0
     partitions_ahead_days: int = 3
+    # A partition with nothing to read for this long stops holding the watermark back (README, Scale).
+    idle_partition_seconds: float = 2.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +112,7 @@ class Settings:
             cameras_file=Path(cameras),
             db_retry_max_seconds=_float(env, "ANPR_DB_RETRY_MAX_SECONDS", 30.0),
             partitions_ahead_days=_int(env, "ANPR_PARTITIONS_AHEAD_DAYS", 3),
+            idle_partition_seconds=_float(env, "ANPR_IDLE_PARTITION_SECONDS", 2.0),
         )
         return settings
 

@@ -241,7 +241,9 @@ async def _replay_and_report(
         conn = await asyncpg.connect(env["ANPR_DATABASE_URL"])
         try:
             stored = await _wait_count(conn, "SELECT count(*) FROM passages", truth["reads"], 180, worker)
-            await asyncio.sleep(2)  # let the last hits reach the console
+            # The last alerts wait for the watermark: every partition idle (ANPR_IDLE_PARTITION_SECONDS) after the end.
+            await _wait_count(conn, "SELECT 1 - sign(count(*)) FROM hits WHERE suppressed IS NULL", 1, 30, worker)
+            await asyncio.sleep(1)  # let the last hits reach the console
             by_list = await conn.fetch(
                 "SELECT list, match_kind, count(*) AS n, count(*) FILTER (WHERE suppressed) AS s "
                 "FROM hits GROUP BY 1, 2 ORDER BY 1, 2"

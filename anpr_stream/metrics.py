@@ -38,6 +38,17 @@ DB_BATCH = Histogram(
 DB_SECONDS = Histogram("anpr_db_write_seconds", "Database batch write time", buckets=LATENCY_BUCKETS, registry=REGISTRY)
 DB_RETRIES = Counter("anpr_db_retries", "Database operations retried after a connection failure", registry=REGISTRY)
 LAG = Gauge("anpr_consumer_lag", "Reads not yet consumed, per partition", ["partition"], registry=REGISTRY)
+PENDING = Gauge(
+    "anpr_hits_pending", "Hits held until every partition is stored past their time (watermark)", registry=REGISTRY
+)
+WATERMARK_LAG = Gauge(
+    "anpr_watermark_lag_seconds", "Wall clock minus the consumer group's event-time watermark", registry=REGISTRY
+)
+OUT_OF_ORDER = Counter(
+    "anpr_reads_out_of_order",
+    "Reads older than one their partition already delivered (decided without waiting for the watermark)",
+    registry=REGISTRY,
+)
 WATCHLIST_ENTRIES = Gauge("anpr_watchlist_entries", "Entries in the live watchlist index", registry=REGISTRY)
 WATCHLIST_UPDATES = Counter("anpr_watchlist_updates", "Watchlist topic records applied", ["outcome"], registry=REGISTRY)
 PHASE_SECONDS = Histogram(

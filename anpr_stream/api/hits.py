@@ -91,7 +91,10 @@ class HitView(BaseModel):
     action: str
     match: str
     distance: int
-    suppressed: bool
+    suppressed: bool | None = Field(
+        description="true: a repeat within the suppression window (not dispatched); null: the decision waits until "
+        "every input partition is stored past the hit's time (seconds; longer while a worker is replaced)"
+    )
     dispatched: bool
     read: dict[str, Any]
     camera: dict[str, Any]
@@ -110,7 +113,7 @@ def hit_view(row: asyncpg.Record, user: User) -> dict[str, Any]:
     for cleared users only, the covert list's details."""
     view: dict[str, Any] = orjson.loads(row["payload_json"])
     view["suppressed"] = row["suppressed"]
-    view["dispatched"] = row["dispatch"] and not row["suppressed"]
+    view["dispatched"] = row["dispatch"] and row["suppressed"] is False
     if row["covert"] and user.sees_covert:
         view["list"] = row["list"]
         view["entry"] = {**view.get("entry", {}), "list": row["list"], "plate": row["entry_plate"]}

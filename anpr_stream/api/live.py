@@ -403,7 +403,8 @@ async def _backlog(hub: LiveHub, user: User, since: Any, cameras: list[str] | No
     before its Kafka transaction, so a hit published before the subscription is here; one in both is shown once."""
     rows = await hub.pool.fetch(
         f"""SELECT {HIT_COLUMNS} FROM hits h {LATEST_OUTCOME}
-            WHERE h.dispatch AND h.observed_at >= $1 AND ($2::text[] IS NULL OR h.camera_id = ANY($2))
+            WHERE h.dispatch AND h.suppressed IS NOT NULL AND h.observed_at >= $1
+              AND ($2::text[] IS NULL OR h.camera_id = ANY($2))
             ORDER BY h.observed_at DESC, h.hit_id DESC LIMIT $3""",  # noqa: S608 -- constant fragments only
         since, cameras, BACKLOG_HITS,
     )  # fmt: skip

@@ -73,9 +73,10 @@ class PostgresSink:
 
     async def stored_decisions(
         self, conn: asyncpg.Connection, hits: list[Hit], window: timedelta
-    ) -> tuple[dict[str, bool], dict[tuple[str, str], list[tuple[datetime, str]]]]:
-        """Decisions already recorded for these hits (replays keep them), and the dispatch-eligible hits per key in
-        the window before this batch's (repeat suppression survives restarts because it lives here)."""
+    ) -> tuple[dict[str, bool | None], dict[tuple[str, str], list[tuple[datetime, str]]]]:
+        """Decisions already recorded for these hits (replays keep them; None: stored, pending), and the
+        dispatch-eligible hits per key in the window before these (repeat suppression survives restarts because it
+        lives here)."""
         if not hits:
             return {}, {}
         ids = [h.hit_id for h in hits]
@@ -122,7 +123,6 @@ class PostgresSink:
         conn: asyncpg.Connection,
         passages: list[Passage],
         hits: list[Hit],
-        payloads: dict[str, bytes],
         now: datetime,
     ) -> None:
         """Within the caller's transaction (`transaction()`): all of the batch is durable, or none of it."""
@@ -166,7 +166,7 @@ class PostgresSink:
                 h.dispatch,
                 h.suppressed,
                 now,
-                payloads[h.hit_id].decode(),
+                h.payload.decode(),
             )
             for h in hits
         ]
@@ -184,3 +184,12 @@ class PostgresSink:
         if hit_rows:
             await conn.copy_records_to_table("hits_in", records=hit_rows, columns=_HIT_COLUMNS)
             await conn.execute(_INSERT_HITS)
+
+    async def decide(self, conn: asyncpg.Connection, hits: list[Hit], now: datetime) -> None:
+        """Write the decisions of stored pending hits (once: the table's trigger refuses a second write)."""
+        if hits:
+            await conn.executemany(
+                """UPDATE hits SET suppressed = $2, detected_at = $3, payload = $4::jsonb
+                   WHERE hit_id = $1 AND suppressed IS NULL""",
+                [(h.hit_id, h.suppressed, now, h.payload.decode()) for h in hits],
+            )

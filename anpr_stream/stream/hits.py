@@ -10,6 +10,7 @@ from typing import Any
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.matching import Match
 from anpr_stream.stream.process import Passage, hit_id
+from anpr_stream.stream.watermark import COMPLETE
 
 COVERT_INSTRUCTION = "covert: do not intercept, inform investigator"
 
@@ -20,7 +21,8 @@ class Hit:
     passage: Passage
     match: Match
     dispatch: bool  # per-list policy: False = log-only
-    suppressed: bool = False
+    suppressed: bool | None = False  # None: pending, waiting for the watermark
+    payload: bytes = b""  # as published on anpr.hits and stored in hits.payload (set with the decision)
 
     @property
     def key(self) -> tuple[str, str]:
@@ -46,29 +48,35 @@ def hits_of(passages: list[Passage], dispatch_of: Callable[[str], bool]) -> list
 
 def decide_suppression(
     hits: list[Hit],
-    stored: dict[str, bool],
+    stored: dict[str, bool | None],
     earlier: dict[tuple[str, str], list[tuple[datetime, str]]],
     window: timedelta,
+    watermark: datetime = COMPLETE,
 ) -> None:
     """Mark repeats, in event-time order. `stored`: decisions already recorded for these hit ids (a replay keeps
-    them); `earlier`: (observed_at, hit_id) of the dispatch-eligible hits already stored per key in the window before
-    this batch. A hit is suppressed when a dispatch-eligible hit of the same key was observed less than `window`
-    before it (ties on observed_at broken by hit_id), whatever that hit's own decision.
+    them; None there is a pending row, decided now); `earlier`: (observed_at, hit_id) of the dispatch-eligible hits
+    already stored per key in the window before these. A hit is suppressed when a dispatch-eligible hit of the same
+    key was observed less than `window` before it (ties on observed_at broken by hit_id), whatever that hit's own
+    decision.
 
-    The decision depends only on which hits exist before it in event time, never on the order in which the hits
-    arrived or on earlier decisions: processed in any order that stores every hit's predecessors within the window
-    first, the decisions are the same. A predecessor that arrives after its successor was decided cannot take back an
-    alert: the successor stays dispatched (an extra alert, never a missed one); the late hit is decided correctly."""
+    The decision depends only on which hits exist before it in event time, never on the order in which they arrived:
+    given all of its predecessors, any worker decides a hit alike. `watermark`: every input partition is stored up to
+    it, so a hit observed at or before it has all its predecessors here (but for a read of the same vehicle in the
+    same millisecond still to come from another partition). A hit with a predecessor is a repeat whatever else
+    arrives; a hit without one is dispatched only when the watermark has reached it, else it stays pending (None) and
+    is decided again as the watermark moves. A read that arrives after the watermark passed it (out of
+    order in its partition) is decided at once: a predecessor later still cannot take back its alert (an extra
+    alert, never a missed one)."""
     for hit in sorted(hits, key=lambda h: (h.observed_at, h.hit_id)):
-        if hit.hit_id in stored:
-            hit.suppressed = stored[hit.hit_id]
+        recorded = stored.get(hit.hit_id)
+        if recorded is not None:
+            hit.suppressed = recorded
         elif not hit.dispatch:
             hit.suppressed = False
         else:
             me = (hit.observed_at, hit.hit_id)
-            hit.suppressed = any(
-                before < me and hit.observed_at - before[0] < window for before in earlier.get(hit.key, ())
-            )
+            repeat = any(before < me and hit.observed_at - before[0] < window for before in earlier.get(hit.key, ()))
+            hit.suppressed = True if repeat else (False if hit.observed_at <= watermark else None)
         if hit.dispatch:
             earlier.setdefault(hit.key, []).append((hit.observed_at, hit.hit_id))
 

@@ -45,11 +45,13 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
         group: str,
         new_producer: Callable[[str], AIOKafkaProducer],
         drain: Callable[[], Awaitable[None]],
+        taken_over: Callable[[TopicPartition], Awaitable[None]] | None = None,
     ) -> None:
         self.consumer = consumer
         self.group = group
         self.new_producer = new_producer
         self.drain = drain
+        self.taken_over = taken_over  # after the fence and the seek, before the partition is ready
         self.producers: dict[TopicPartition, AIOKafkaProducer] = {}
         self.ready: set[TopicPartition] = set()  # fenced, committed offset fetched after the fence, seeked
         self.failed: BaseException | None = None
@@ -94,6 +96,9 @@ class PartitionProducers(ConsumerRebalanceListener):  # type: ignore[misc]  # ai
         # InitProducerId returns only once the previous owner's transaction is complete (committed or aborted, its
         # markers written, offsets materialised): the committed offset read now is final.
         committed = await self.consumer.committed(tp)
+        if self.taken_over is not None:
+            await self.taken_over(tp)
+        # Nothing awaited between the seek and `ready`: records fetched meanwhile would be dropped after the seek.
         if committed is None:
             await self.consumer.seek_to_beginning(tp)
         else:

@@ -174,6 +174,12 @@ class Namespace:
         finally:
             await conn.close()
 
+    async def all_decided(self, timeout: float = 60.0) -> None:
+        """Until no stored hit waits for the watermark (an alert waits until every partition is stored past it or
+        idle: ANPR_IDLE_PARTITION_SECONDS after its last read)."""
+        got = await self.wait_for_rows("SELECT 1 - sign(count(*)) FROM hits WHERE suppressed IS NULL", 1, timeout)
+        assert got == 1, "hits still pending"
+
 
 @contextlib.asynccontextmanager
 async def open_namespace(infra: Infra, reads_partitions: int = 3) -> AsyncIterator[Namespace]:
@@ -194,6 +200,7 @@ async def open_namespace(infra: Infra, reads_partitions: int = 3) -> AsyncIterat
         ANPR_METRICS_PORT="0",
         ANPR_READS_PARTITIONS=str(reads_partitions),
         ANPR_HITS_PARTITIONS="1",
+        ANPR_IDLE_PARTITION_SECONDS="0.5",  # tests leave most partitions empty; the scale-out test sets the default
     )
     ns = Namespace(infra, tag, schema, env)
     try:

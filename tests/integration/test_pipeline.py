@@ -163,6 +163,7 @@ async def test_watchlist_changes_apply_live_and_repeats_are_suppressed(namespace
         ]
     )
     assert await ns.wait_for_rows("SELECT count(*) FROM passages WHERE read_id IN ('b-1', 'b-2')", 2) == 2
+    await ns.all_decided()
     conn = await ns.db()
     try:
         rows = await conn.fetch("SELECT read_id, suppressed FROM hits WHERE entry_id = 'IG-1' ORDER BY observed_at")

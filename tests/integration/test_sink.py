@@ -49,7 +49,8 @@ async def _decide_and_store(sink: PostgresSink, hit: Hit, hold: float) -> None:
         stored, dispatched = await sink.stored_decisions(conn, [hit], WINDOW)
         decide_suppression([hit], stored, dispatched, WINDOW)
         await asyncio.sleep(hold)  # the other worker decides meanwhile
-        await sink.write(conn, [hit.passage], [hit], {hit.hit_id: b"{}"}, now)
+        hit.payload = b"{}"
+        await sink.write(conn, [hit.passage], [hit], now)
 
 
 async def test_concurrent_deciders_on_one_vehicle_dispatch_it_once(namespace: Namespace) -> None:
