@@ -81,6 +81,8 @@ class Settings:
     partitions_ahead_days: int = 3
     # A partition with nothing to read for this long stops holding the watermark back (README, Scale).
     idle_partition_seconds: float = 2.0
+    # An alert waits for the watermark at most this long (a stalled partition): then it is decided with what is known.
+    alert_hold_max_seconds: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -113,6 +115,7 @@ class Settings:
             db_retry_max_seconds=_float(env, "ANPR_DB_RETRY_MAX_SECONDS", 30.0),
             partitions_ahead_days=_int(env, "ANPR_PARTITIONS_AHEAD_DAYS", 3),
             idle_partition_seconds=_float(env, "ANPR_IDLE_PARTITION_SECONDS", 2.0),
+            alert_hold_max_seconds=_float(env, "ANPR_ALERT_HOLD_MAX_SECONDS", 30.0),
         )
         return settings
 

@@ -44,6 +44,11 @@ PENDING = Gauge(
 WATERMARK_LAG = Gauge(
     "anpr_watermark_lag_seconds", "Wall clock minus the consumer group's event-time watermark", registry=REGISTRY
 )
+FORCED = Counter(
+    "anpr_hits_forced",
+    "Alerts decided without the watermark after ANPR_ALERT_HOLD_MAX_SECONDS (a partition stalled that long)",
+    registry=REGISTRY,
+)
 OUT_OF_ORDER = Counter(
     "anpr_reads_out_of_order",
     "Reads older than one their partition already delivered (decided without waiting for the watermark)",

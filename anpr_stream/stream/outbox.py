@@ -24,6 +24,7 @@ class Outgoing:
     offset: int
     hit: Hit | None = None
     rejection: Rejection | None = None
+    since: float = 0.0  # when it was stored (monotonic clock): how long a pending hit has been held
 
     @property
     def decided(self) -> bool:
@@ -35,18 +36,21 @@ class Outbox:
         self._queues: dict[TopicPartition, deque[Outgoing]] = {}
         self._stored: dict[TopicPartition, int] = {}  # next offset after the last stored record
 
-    def add(self, offsets: dict[TopicPartition, int], hits: list[Hit], rejected: list[Rejection]) -> None:
+    def add(
+        self, offsets: dict[TopicPartition, int], hits: list[Hit], rejected: list[Rejection], now: float = 0.0
+    ) -> None:
         """A stored batch: its hits (decided or pending) and dead letters, and the offsets it was read up to."""
-        items = [Outgoing(h.passage.record.offset, hit=h) for h in hits]
-        items += [Outgoing(r.record.offset, rejection=r) for r in rejected]
+        items = [Outgoing(h.passage.record.offset, hit=h, since=now) for h in hits]
+        items += [Outgoing(r.record.offset, rejection=r, since=now) for r in rejected]
         items.sort(key=lambda item: item.offset)
         for item in items:
             record = item.hit.passage.record if item.hit is not None else item.rejection.record  # type: ignore[union-attr]
             self._queues.setdefault(TopicPartition(record.topic, record.partition), deque()).append(item)
         self._stored.update(offsets)
 
-    def pending(self) -> list[Hit]:
-        return [item.hit for queue in self._queues.values() for item in queue if item.hit and not item.decided]
+    def pending(self) -> list[Outgoing]:
+        """The held hits (items with a hit not yet decided)."""
+        return [item for queue in self._queues.values() for item in queue if item.hit and not item.decided]
 
     def partitions(self) -> set[TopicPartition]:
         return set(self._stored) | set(self._queues)

@@ -424,15 +424,25 @@ class ReadPipeline:
                     await self.sink.write(conn, result.passages, [], datetime.now(UTC))
                     return [], []
                 # The watermark before the predecessors: every hit it counts is committed, hence seen below.
-                mark = await self.progress.watermark(conn, prepared.partitions)
-                _watermark_lag(mark)
+                if s.alert_hold_max_seconds > 0:
+                    mark = await self.progress.watermark(conn, prepared.partitions)
+                    _watermark_lag(mark)
+                else:  # no hold: decided on arrival with what is stored (a late predecessor: an extra alert)
+                    mark = COMPLETE
                 batch = [replace(h) for h in hits]
-                held = [replace(h) for h in pending if h.observed_at <= mark]
+                # Held past ANPR_ALERT_HOLD_MAX_SECONDS (a partition stalled that long): decided with what is here.
+                overdue = {i.hit.hit_id for i in pending if i.hit and clock - i.since >= s.alert_hold_max_seconds}
+                held = [
+                    replace(i.hit) for i in pending if i.hit and (i.hit.observed_at <= mark or i.hit.hit_id in overdue)
+                ]
                 work = batch + held
                 stored: dict[str, bool | None] = {}
                 if work:
                     stored, earlier = await self.sink.stored_decisions(conn, work, s.suppression_window)
                     decide_suppression(work, stored, earlier, s.suppression_window, mark)
+                forced = [h for h in held if h.suppressed is None and h.hit_id in overdue]
+                for hit in forced:
+                    hit.suppressed = False  # no predecessor stored: alert now (at worst an extra alert, never none)
                 detected_at = datetime.now(UTC)
                 for hit in work:
                     hit.payload = orjson.dumps(hit_payload(hit, self.cameras, detected_at))
@@ -440,15 +450,23 @@ class ReadPipeline:
                 # Pending rows decided now: held hits, and replayed ones whose row was stored pending.
                 decided = [h for h in work if h.hit_id in stored and stored[h.hit_id] is None]
                 await self.sink.decide(conn, [h for h in decided if h.suppressed is not None], detected_at)
+                if forced:
+                    metrics.FORCED.inc(len(forced))
+                    log.warning(
+                        "%d alerts held %.0f s without the watermark reaching them (a partition stalled): decided "
+                        "with the hits stored so far",
+                        len(forced),
+                        s.alert_hold_max_seconds,
+                    )
                 return batch, [h for h in held if h.suppressed is not None]
 
         batch, held = await self._db(attempt)  # retried whole: decisions are re-read with the rows they go with
-        waiting = {h.hit_id: h for h in pending}
+        waiting = {i.hit.hit_id: i.hit for i in pending if i.hit}
         for decided in held:
             hit = waiting[decided.hit_id]
             hit.suppressed, hit.payload = decided.suppressed, decided.payload
         if prepared.generation == self._generation:
-            self.outbox.add(prepared.offsets, batch, result.rejected)
+            self.outbox.add(prepared.offsets, batch, result.rejected, clock)
         else:  # fetched before a rebalance (a drain that timed out): its partitions are read again from their commits
             log.warning("a batch of generation %d stored after the group moved on; not published", prepared.generation)
         metrics.PENDING.set(len(self.outbox.pending()))
