@@ -149,7 +149,9 @@ async def main() -> None:
         table.append(row)
     result = {"cameras": args.cameras, "seconds": args.seconds, "rounds": args.rounds, "table": table, "runs": runs,
               "failover": fo}  # fmt: skip
-    (RESULTS / "hold.json").write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    (RESULTS / "hold.json").write_text(
+        orjson.dumps(result, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode()
+    )
     print(f"\nhit latency, median over {args.rounds} rounds ({args.cameras} cameras, {args.seconds:g} s each)")
     print(f"{'reads/s':>8} {'p50 hold':>9} {'no hold':>8} {'ratio':>6} {'p99 hold':>9} {'no hold':>8} {'ratio':>6}")
     for row in table:
