@@ -120,6 +120,10 @@ def _raise_first(outcomes: Sequence[object]) -> None:
             raise outcome
 
 
+def _partition_of(record: InRecord) -> TopicPartition:
+    return TopicPartition(record.topic, record.partition)
+
+
 def worker_id() -> str:
     """Names the worker's Kafka clients (logs, broker metrics); transactional ids are per input partition."""
     return os.environ.get("ANPR_WORKER_ID") or socket.gethostname()
@@ -292,7 +296,6 @@ class ReadPipeline:
                 # Records of a partition not yet fenced and seeked by the listener are dropped: its seek re-reads them.
                 batch = {tp: rs for tp, rs in batch.items() if rs and tp in producers.ready}
                 now = time.monotonic()
-                claims = await self._idle_claims(consumer, producers.ready, batch, now, idle_after)
                 prepared: Prepared | None = None
                 if batch:
                     records = [
@@ -303,6 +306,9 @@ class ReadPipeline:
                     offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
                     metrics.FETCH_DELAY.observe(time.time() - max(r.timestamp_ms for r in records) / 1000)
                     prepared = self.prepare(records, offsets, _generation(consumer), self._partitions(consumer))
+                active = {_partition_of(p.record) for p in prepared.result.passages} if prepared else set()
+                claims = await self._idle_claims(consumer, producers.ready, active, set(batch), now, idle_after)
+                if prepared is not None:
                     prepared.idle = claims
                 elif claims or (
                     now - last_sent >= (TICK_SECONDS if self.outbox.pending() else OFFSET_COMMIT_INTERVAL_SECONDS)
@@ -342,15 +348,19 @@ class ReadPipeline:
         self,
         consumer: AIOKafkaConsumer,
         owned: set[TopicPartition],
-        batch: dict[TopicPartition, list[object]],
+        active: set[TopicPartition],
+        taken: set[TopicPartition],
         now: float,
         idle_after: float,
     ) -> set[TopicPartition]:
-        """Owned partitions with nothing left to read for `idle_after` seconds whose idle claim is due."""
+        """Owned partitions whose idle claim is due: no valid read taken for `idle_after` seconds, and nothing left
+        to read or only invalid messages taken (a broken camera spamming its partition must not hold every alert
+        back; a valid read queued behind its garbage is then out of order and decided on arrival)."""
         claims = set()
         for tp in owned & consumer.assignment():
             end = consumer.last_stable_offset(tp)
-            if tp in batch or end is None or await consumer.position(tp) < end:
+            lagging = end is None or (tp not in taken and await consumer.position(tp) < end)
+            if tp in active or lagging:
                 self._caught_up_since.pop(tp, None)
                 self._idle_claimed_at.pop(tp, None)
                 continue
