@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from anpr_stream.stream.watermark import PartitionProgress, watermark
+from anpr_stream.stream.watermark import PartitionProgress, holding
 
 # A write is refused when the row was last written by a newer consumer-group generation: a worker that lost the
 # partition in a rebalance (a zombie, frozen past its session timeout) cannot claim it idle for its new owner.
@@ -43,6 +43,7 @@ class ReadProgress:
         self.group = group
         self.topic = topic
         self.idle_ttl = idle_ttl
+        self.holder: int | None = None  # the partition that held the last watermark read
 
     async def stored(self, conn: asyncpg.Connection, upto: dict[int, datetime | None], generation: int) -> None:
         """The partitions' reads are stored up to these times (None: records, but no valid read): not idle."""
@@ -66,9 +67,9 @@ class ReadProgress:
             self.group,
             self.topic,
         )
-        if not rows:
-            return watermark([], partitions, datetime.now().astimezone(), self.idle_ttl)
         progress = [
             PartitionProgress(r["partition"], r["observed_upto"], r["idle_since"], r["claimed_at"]) for r in rows
         ]
-        return watermark(progress, partitions, rows[0]["now"], self.idle_ttl)
+        now = rows[0]["now"] if rows else datetime.now().astimezone()
+        mark, self.holder = holding(progress, partitions, now, self.idle_ttl)
+        return mark

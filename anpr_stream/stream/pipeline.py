@@ -463,10 +463,14 @@ class ReadPipeline:
                 if forced:
                     metrics.FORCED.inc(len(forced))
                     log.warning(
-                        "%d alerts held %.0f s without the watermark reaching them (a partition stalled): decided "
-                        "with the hits stored so far",
+                        "%d alerts held %.0f s without the watermark reaching them: decided with the hits stored so "
+                        "far. Partition %s of %s holds the watermark at %s (its owner stalled, or a camera on it "
+                        "whose clock runs behind)",
                         len(forced),
                         s.alert_hold_max_seconds,
+                        self.progress.holder,
+                        s.topics.reads,
+                        mark.isoformat(),
                     )
                 return batch, [h for h in held if h.suppressed is not None]
 

@@ -29,15 +29,24 @@ class PartitionProgress:
 def watermark(rows: Iterable[PartitionProgress], partitions: int, now: datetime, idle_ttl: timedelta) -> datetime:
     """Every partition is stored up to the result: a hit observed at or before it has all its predecessors stored
     (partitions deliver reads in event-time order). `now`: the database's clock, the same clock as `claimed_at`."""
+    return holding(rows, partitions, now, idle_ttl)[0]
+
+
+def holding(
+    rows: Iterable[PartitionProgress], partitions: int, now: datetime, idle_ttl: timedelta
+) -> tuple[datetime, int | None]:
+    """The watermark and the partition that holds it there (None when every partition is idle): for the operator
+    when alerts wait long (a stalled owner, a camera whose clock runs behind alone on its partition)."""
     by_partition = {row.partition: row for row in rows}
-    low = COMPLETE
+    low, holder = COMPLETE, None
     for partition in range(partitions):
         row = by_partition.get(partition)
         if row is None:
-            return NOTHING
+            return NOTHING, partition
         if row.idle_since is not None and now - row.claimed_at < idle_ttl:
             continue
         if row.observed_upto is None:
-            return NOTHING
-        low = min(low, row.observed_upto)
-    return low
+            return NOTHING, partition
+        if row.observed_upto < low:
+            low, holder = row.observed_upto, partition
+    return low, holder

@@ -11,9 +11,10 @@ from typing import Any
 
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from anpr_stream.stream.process import hit_id
-from tests.integration.conftest import Namespace
+from tests.integration.conftest import ARTIFACTS, Namespace
 
 pytestmark = pytest.mark.integration
 
@@ -231,3 +232,41 @@ async def test_the_worker_purges_day_partitions_past_retention_on_schedule(names
         assert await conn.fetchval("SELECT count(*) FROM purge_log") >= 1
     finally:
         await conn.close()
+
+
+async def test_a_partition_behind_holds_alerts_no_longer_than_the_bound(namespace: Namespace, tmp_path: Any) -> None:
+    """A camera whose clock runs an hour behind, alone on its partition and reading all the time: the watermark
+    stays an hour back, so an alert on another partition waits, but only ANPR_ALERT_HOLD_MAX_SECONDS; the worker
+    names the partition that held it."""
+    ns = namespace
+    load_watchlist(ns, tmp_path, ["SV-1,stolen_vehicle,1-HGT-904,BE,1,intercept,,,PV 1,false"])
+    worker = ns.start_worker(extra_env={"ANPR_ALERT_HOLD_MAX_SECONDS": "3"})
+    producer = AIOKafkaProducer(bootstrap_servers=ns.infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    stop = asyncio.Event()
+
+    async def slow_clock() -> None:
+        n = 0
+        while not stop.is_set():
+            at = datetime.now(UTC) - timedelta(hours=1)
+            value = reading(f"behind-{n}", f"1-SLW-{n % 1000:03d}", at, camera="LM-EISDEN")
+            await producer.send_and_wait(ns.reads, value, key=b"LM-EISDEN", partition=1)
+            n += 1
+            await asyncio.sleep(0.2)
+
+    behind = asyncio.create_task(slow_clock())
+    try:
+        assert await ns.wait_for_rows("SELECT count(*) FROM passages", 3, timeout=60) >= 3  # partition 1 flows
+        await asyncio.sleep(1)
+        await producer.send_and_wait(ns.reads, reading("stolen", "1-HGT-904", datetime.now(UTC)), partition=0)
+        [hit] = await ns.hits_payloads(1, timeout=30)
+    finally:
+        stop.set()
+        await behind
+        await producer.stop()
+    assert (hit["read_id"], hit["suppressed"]) == ("stolen", False)
+    # Held until the bound (the watermark never reached it), not decided at once:
+    assert hit["latency_ms"]["since_kafka"] >= 2500
+    assert worker.poll() is None
+    log = (ARTIFACTS / f"worker-{ns.tag}-1.log").read_text(errors="replace")
+    assert f"Partition 1 of {ns.reads} holds the watermark" in log

@@ -12,7 +12,7 @@ from aiokafka import TopicPartition
 from anpr_stream.stream.hits import Hit, decide_suppression, hits_of
 from anpr_stream.stream.outbox import Outbox
 from anpr_stream.stream.process import InRecord, Rejection, process_batch
-from anpr_stream.stream.watermark import COMPLETE, NOTHING, PartitionProgress, watermark
+from anpr_stream.stream.watermark import COMPLETE, NOTHING, PartitionProgress, holding, watermark
 from tests.unit.test_stream import CAMERAS, INDEX, POLICY
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -35,9 +35,9 @@ def test_the_watermark_is_the_least_stored_time_of_the_partitions_that_are_not_i
     # Partition 1 idle (claim fresh): it no longer holds the others back.
     rows[1] = progress(1, 9, idle_for=5, claimed_ago=0.5)
     assert watermark(rows, 3, NOW, TTL) == NOW - timedelta(minutes=5)  # type: ignore[arg-type]
-    # Its owner died: the claim lapses and what it stored counts again.
+    # Its owner died: the claim lapses and what it stored counts again; it is the partition holding the watermark.
     rows[1] = progress(1, 9, idle_for=5, claimed_ago=3)
-    assert watermark(rows, 3, NOW, TTL) == NOW - timedelta(minutes=9)  # type: ignore[arg-type]
+    assert holding(rows, 3, NOW, TTL) == (NOW - timedelta(minutes=9), 1)  # type: ignore[arg-type]
 
 
 def test_unknown_partitions_hold_everything_and_all_idle_releases_everything() -> None:
