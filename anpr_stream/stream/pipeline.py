@@ -90,6 +90,8 @@ class Prepared:
     generation: int  # the consumer group's, when the batch was fetched
     partitions: int  # of the reads topic
     idle: set[TopicPartition] = field(default_factory=set)  # partitions to claim idle
+    # per partition of the batch, the latest observed_at of its valid reads (None: records, but no valid read)
+    upto: dict[int, datetime | None] = field(default_factory=dict)
 
 
 In = TypeVar("In")
@@ -120,10 +122,6 @@ def _raise_first(outcomes: Sequence[object]) -> None:
             raise outcome
 
 
-def _partition_of(record: InRecord) -> TopicPartition:
-    return TopicPartition(record.topic, record.partition)
-
-
 def worker_id() -> str:
     """Names the worker's Kafka clients (logs, broker metrics); transactional ids are per input partition."""
     return os.environ.get("ANPR_WORKER_ID") or socket.gethostname()
@@ -149,7 +147,7 @@ class ReadPipeline:
         self._generation = -1  # the consumer group generation of this worker's current assignment
         self._caught_up_since: dict[TopicPartition, float] = {}
         self._idle_claimed_at: dict[TopicPartition, float] = {}
-        self._latest: dict[TopicPartition, datetime] = {}  # latest observed_at taken from each partition
+        self._latest: dict[int, datetime] = {}  # latest observed_at taken from each partition
         self._producers: PartitionProducers | None = None
         self._idle = asyncio.Event()
         self._session_over = asyncio.Event()
@@ -251,7 +249,7 @@ class ReadPipeline:
         self._generation = generation
         self._caught_up_since.pop(tp, None)
         self._idle_claimed_at.pop(tp, None)
-        self._latest.pop(tp, None)
+        self._latest.pop(tp.partition, None)
 
     async def _drain(self) -> None:
         """Until every batch taken from Kafka is published (or the session is over): called when partitions are
@@ -306,7 +304,7 @@ class ReadPipeline:
                     offsets = {tp: rs[-1].offset + 1 for tp, rs in batch.items() if rs}
                     metrics.FETCH_DELAY.observe(time.time() - max(r.timestamp_ms for r in records) / 1000)
                     prepared = self.prepare(records, offsets, _generation(consumer), self._partitions(consumer))
-                active = {_partition_of(p.record) for p in prepared.result.passages} if prepared else set()
+                active = {p for p, at in prepared.upto.items() if at is not None} if prepared else set()
                 claims = await self._idle_claims(consumer, producers.ready, active, set(batch), now, idle_after)
                 if prepared is not None:
                     prepared.idle = claims
@@ -348,7 +346,7 @@ class ReadPipeline:
         self,
         consumer: AIOKafkaConsumer,
         owned: set[TopicPartition],
-        active: set[TopicPartition],
+        active: set[int],
         taken: set[TopicPartition],
         now: float,
         idle_after: float,
@@ -360,7 +358,7 @@ class ReadPipeline:
         for tp in owned & consumer.assignment():
             end = consumer.last_stable_offset(tp)
             lagging = end is None or (tp not in taken and await consumer.position(tp) < end)
-            if tp in active or lagging:
+            if tp.partition in active or lagging:
                 self._caught_up_since.pop(tp, None)
                 self._idle_claimed_at.pop(tp, None)
                 continue
@@ -394,18 +392,24 @@ class ReadPipeline:
         horizon = self.retention.passage_horizon(now)
         result = process_batch(records, self.feed.index, self.policy, self.cameras, horizon, now)
         hits = hits_of(result.passages, lambda name: self.policy.for_list(name).dispatch)
+        # One pass: how far each partition's valid reads go (the progress the store stage records) and the reads
+        # older than one their partition already delivered (decided without the watermark's guarantee).
+        upto: dict[int, datetime | None] = {tp.partition: None for tp in offsets}
         late = 0
         for passage in result.passages:
-            tp = TopicPartition(passage.record.topic, passage.record.partition)
-            latest = self._latest.get(tp)
-            if latest is not None and passage.reading.observed_at < latest:
-                late += 1  # decided without the watermark's guarantee if the watermark has passed it
+            partition, at = passage.record.partition, passage.reading.observed_at
+            latest = self._latest.get(partition)
+            if latest is not None and at < latest:
+                late += 1
             else:
-                self._latest[tp] = passage.reading.observed_at
+                self._latest[partition] = at
+            known = upto.get(partition)
+            if known is None or at > known:
+                upto[partition] = at
         if late:
             metrics.OUT_OF_ORDER.inc(late)
         _phase("match", started)
-        return Prepared(result, hits, offsets, generation, partitions)
+        return Prepared(result, hits, offsets, generation, partitions, upto=upto)
 
     async def store(self, prepared: Prepared) -> Prepared:
         """One PostgreSQL transaction: how far the batch's partitions are stored (and idle claims), the watermark,
@@ -415,11 +419,6 @@ class ReadPipeline:
         clock = time.perf_counter()
         if result.passages:
             await self._db(lambda: self.sink.ensure_partitions_for(result.passages, datetime.now(UTC)))
-        upto: dict[int, datetime | None] = {tp.partition: None for tp in prepared.offsets}
-        for passage in result.passages:
-            partition, at = passage.record.partition, passage.reading.observed_at
-            known = upto.get(partition)
-            upto[partition] = at if known is None else max(known, at)
         pending = self.outbox.pending()
         if not (prepared.offsets or prepared.idle or pending):
             return prepared
@@ -428,7 +427,7 @@ class ReadPipeline:
             # Decided on copies: a held hit changes only once its decision is committed (the publish stage may
             # look at it meanwhile).
             async with self.sink.transaction() as conn:
-                await self.progress.stored(conn, upto, prepared.generation)
+                await self.progress.stored(conn, prepared.upto, prepared.generation)
                 await self.progress.idle(conn, [tp.partition for tp in prepared.idle], prepared.generation)
                 if not (hits or pending):
                     await self.sink.write(conn, result.passages, [], datetime.now(UTC))
@@ -439,7 +438,7 @@ class ReadPipeline:
                     _watermark_lag(mark)
                 else:  # no hold: decided on arrival with what is stored (a late predecessor: an extra alert)
                     mark = COMPLETE
-                batch = [replace(h) for h in hits]
+                batch = hits  # fresh for this batch: every attempt decides them anew
                 # Held past ANPR_ALERT_HOLD_MAX_SECONDS (a partition stalled that long): decided with what is here.
                 overdue = {i.hit.hit_id for i in pending if i.hit and clock - i.since >= s.alert_hold_max_seconds}
                 held = [
