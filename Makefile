@@ -70,7 +70,7 @@ demo: venv
 
 # The benchmark report: benchmarks/results/report.{md,json} + PNG plots, copied to benchmarks/latest/ (~4 min).
 bench: venv
-	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
+	@$(BIN)/python -c "import matplotlib, faust" 2>/dev/null || $(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python benchmarks/bench_report.py $(BENCH_ARGS)
 
 clean:

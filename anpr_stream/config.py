@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -34,9 +35,23 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{name} must be a finite number, got {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _retention(env: Mapping[str, str]) -> RetentionPolicy:
@@ -77,12 +92,23 @@ class Settings:
     metrics_port: int = 9464
     metrics_addr: str = "127.0.0.1"
     cameras_file: Path = Path("deploy/cameras.csv")
-    db_retry_max_seconds: float = 30.0
+    # Waiting out a database outage, retries back off up to this: processing resumes at most this long after the
+    # database accepts connections again.
+    db_retry_max_seconds: float = 1.0
     partitions_ahead_days: int = 3
     # A partition with nothing to read for this long stops holding the watermark back (README, Scale).
     idle_partition_seconds: float = 2.0
     # An alert waits for the watermark at most this long (a stalled partition): then it is decided with what is known.
     alert_hold_max_seconds: float = 30.0
+    # The pipeline consumer's group session: a dead worker's partitions move on after this (<= 10 s, >= the broker's
+    # group.min.session.timeout.ms, 6 s by default).
+    session_timeout_seconds: float = 10.0
+    # Static group membership (KIP-345) under ANPR_WORKER_ID: a restarted worker takes its partitions back at once.
+    static_membership: bool = True
+    # A produce or transaction request the broker does not answer fails after this (the session then restarts).
+    kafka_request_timeout_seconds: float = 10.0
+    # SIGTERM: the worker finishes and commits what it can for this long, then stops whatever it was waiting for.
+    shutdown_seconds: float = 10.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -112,11 +138,24 @@ class Settings:
             metrics_port=_int(env, "ANPR_METRICS_PORT", 9464),
             metrics_addr=env.get("ANPR_METRICS_ADDR", "127.0.0.1"),
             cameras_file=Path(cameras),
-            db_retry_max_seconds=_float(env, "ANPR_DB_RETRY_MAX_SECONDS", 30.0),
+            db_retry_max_seconds=_float(env, "ANPR_DB_RETRY_MAX_SECONDS", 1.0),
             partitions_ahead_days=_int(env, "ANPR_PARTITIONS_AHEAD_DAYS", 3),
             idle_partition_seconds=_float(env, "ANPR_IDLE_PARTITION_SECONDS", 2.0),
             alert_hold_max_seconds=_float(env, "ANPR_ALERT_HOLD_MAX_SECONDS", 30.0),
+            session_timeout_seconds=_float(env, "ANPR_SESSION_TIMEOUT_SECONDS", 10.0),
+            static_membership=_bool(env, "ANPR_STATIC_MEMBERSHIP", True),
+            kafka_request_timeout_seconds=_float(env, "ANPR_KAFKA_REQUEST_TIMEOUT_SECONDS", 10.0),
+            shutdown_seconds=_float(env, "ANPR_SHUTDOWN_SECONDS", 10.0),
         )
+        if not 6.0 <= settings.session_timeout_seconds <= 300.0:
+            raise ConfigError("ANPR_SESSION_TIMEOUT_SECONDS must be between 6 and 300 (the broker's group limits)")
+        for name, value in (
+            ("ANPR_DB_RETRY_MAX_SECONDS", settings.db_retry_max_seconds),
+            ("ANPR_KAFKA_REQUEST_TIMEOUT_SECONDS", settings.kafka_request_timeout_seconds),
+            ("ANPR_SHUTDOWN_SECONDS", settings.shutdown_seconds),
+        ):
+            if value <= 0:
+                raise ConfigError(f"{name} must be positive, got {value:g}")
         return settings
 
     def describe(self) -> dict[str, str]:

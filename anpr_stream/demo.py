@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -101,13 +102,13 @@ async def run_demo(keep_running: bool, speed: float = 720.0) -> int:
             [*cli, "worker", "--loglevel", "warning"], env=worker_env, stdout=log, stderr=subprocess.STDOUT
         )
     print(f"demo: worker started (pid {worker.pid}, log {log_path}); match policy {env['ANPR_MATCH_POLICY']}")
-    try:
-        ok = await _replay_and_report(worker, env, found.kafka_bootstrap, sample, truth, speed)
-    except RuntimeError as exc:
-        print(f"demo: {exc}; worker log tail:\n{tail(log_path)}", file=sys.stderr)
-        ok = False
     api: subprocess.Popen[bytes] | None = None
     try:
+        try:
+            ok = await _replay_and_report(worker, env, found.kafka_bootstrap, sample, truth, speed)
+        except RuntimeError as exc:
+            print(f"demo: {exc}; worker log tail:\n{tail(log_path)}", file=sys.stderr)
+            ok = False
         if ok and keep_running:
             api = _start_api(cli, env, worker_env)
             topic = env["ANPR_TOPIC_READS"]
@@ -285,8 +286,21 @@ async def _count_topic(bootstrap: str, topic: str) -> int:
         await consumer.stop()
 
 
+async def _until_terminated(keep_running: bool, speed: float) -> int:
+    """SIGTERM (`kill`, or make passing it on) stops the demo as Ctrl-C does: its worker and API are stopped too
+    (the default action would end this process alone and leave them running)."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    try:
+        return await run_demo(keep_running, speed)
+    except asyncio.CancelledError:
+        print("demo: terminated; worker and API stopped", file=sys.stderr)
+        return 128 + signal.SIGTERM
+
+
 def main(keep_running: bool = False, speed: float = 720.0) -> int:
-    return asyncio.run(run_demo(keep_running, speed))
+    return asyncio.run(_until_terminated(keep_running, speed))
 
 
 if __name__ == "__main__":

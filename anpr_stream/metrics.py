@@ -1,10 +1,15 @@
-"""Prometheus metrics of the worker: one place, so the hot path only increments counters it is handed."""
+"""Prometheus metrics of the worker: one place; the pipeline reports through PrometheusSensor (core/sensor.py)."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from anpr_stream.core.batch import BatchResult
+from anpr_stream.core.hits import Hit
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -73,3 +78,88 @@ def reason_label(reason: str) -> str:
     """A bounded label for a rejection reason: the reason's first clause with quoted values and numbers removed."""
     head = reason.split(":", 1)[0]
     return _QUOTED.sub("…", head)[:60]
+
+
+ISOLATED = Counter(
+    "anpr_records_isolated",
+    "Records a stage could not handle and isolated from their batch: store (the database refused the read: dead "
+    "letter with the store's error), publish (the broker refused a hit or dead letter: sent again smaller)",
+    ["stage"],
+    registry=REGISTRY,
+)
+DUPLICATES = Counter(
+    "anpr_reads_duplicate",
+    "Reads delivered again (same read_id, camera, time and plate): stored and alerted once",
+    registry=REGISTRY,
+)
+SESSION_FAILURES = Counter(
+    "anpr_pipeline_session_failures",
+    "Pipeline sessions ended by an error and restarted from the committed offsets, by kind (kafka, error)",
+    ["kind"],
+    registry=REGISTRY,
+)
+
+
+class PrometheusSensor:
+    """core.sensor.Sensor on the metrics above."""
+
+    def on_fetched(self, records: int, delay_seconds: float) -> None:
+        FETCH_DELAY.observe(delay_seconds)
+
+    def on_phase(self, phase: str, seconds: float) -> None:
+        PHASE_SECONDS.labels(phase).observe(seconds)
+
+    def on_prepared(self, result: BatchResult, late: int) -> None:
+        if late:
+            OUT_OF_ORDER.inc(late)
+        if result.duplicates:
+            DUPLICATES.inc(result.duplicates)
+
+    def on_stored(self, passages: int, seconds: float, pending: int, watermark_lag: float | None) -> None:
+        PENDING.set(pending)
+        if watermark_lag is not None:
+            WATERMARK_LAG.set(watermark_lag)
+        if passages:
+            DB_SECONDS.observe(seconds)
+            DB_BATCH.observe(passages)
+            PHASE_SECONDS.labels("db").observe(seconds)
+
+    def on_duplicates(self, count: int) -> None:
+        DUPLICATES.inc(count)
+
+    def on_isolated(self, stage: str, count: int) -> None:
+        ISOLATED.labels(stage).inc(count)
+
+    def on_forced(self, count: int) -> None:
+        FORCED.inc(count)
+
+    def on_committed(self, result: BatchResult) -> None:
+        BATCHES.inc()
+        READS.labels("valid").inc(len(result.passages))
+        READS.labels("expired").inc(result.expired)
+        READS.labels("rejected").inc(len(result.rejected))
+        for rejection in result.rejected:
+            REJECTED.labels(reason_label(rejection.reason)).inc()
+        unknown = sum(1 for p in result.passages if not p.camera_known)
+        if unknown:
+            UNKNOWN_CAMERA.inc(unknown)
+
+    def on_published(self, hits: Sequence[Hit], committed: datetime) -> None:
+        """At publication: the latency includes the wait for the watermark."""
+        for hit in hits:
+            HITS.labels(hit.match.entry.list, hit.match.kind).inc()
+            if hit.suppressed:
+                SUPPRESSED.inc()
+            elif hit.dispatch:
+                DISPATCHED.inc()
+                LATENCY.labels("observed").observe((committed - hit.observed_at).total_seconds())
+                LATENCY.labels("kafka").observe(committed.timestamp() - hit.passage.record.timestamp_ms / 1000)
+
+    def on_db_retry(self) -> None:
+        DB_RETRIES.inc()
+
+    def on_session_failed(self, kind: str) -> None:
+        SESSION_FAILURES.labels(kind).inc()
+
+    def on_lag(self, partition: int, lag: int) -> None:
+        LAG.labels(str(partition)).set(lag)

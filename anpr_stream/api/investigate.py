@@ -40,13 +40,13 @@ from anpr_stream.api.plate_query import (
     wildcards_to_like,
 )
 from anpr_stream.cameras import Camera
-from anpr_stream.matching import WatchlistIndex
-from anpr_stream.matching.segment import MIN_FUZZY_LENGTH
-from anpr_stream.plates import confusion_form
-from anpr_stream.policy import MatchPolicy
+from anpr_stream.core.entry import MAX_ID, MAX_REFERENCE
+from anpr_stream.core.matching import WatchlistIndex
+from anpr_stream.core.matching.segment import MIN_FUZZY_LENGTH
+from anpr_stream.core.plates import confusion_form
+from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.retention.policy import DataClass
 from anpr_stream.watchlists import InvalidEntry, WatchlistEntry, entry_from_mapping
-from anpr_stream.watchlists.entry import MAX_ID, MAX_REFERENCE
 
 # Refusals of input the document can express (types, bounds, patterns, a UTC offset) are FastAPI's 422 (a list of
 # errors); what only the query can tell (a plate with no letters or digits, a cursor this API did not hand out, a

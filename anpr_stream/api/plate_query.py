@@ -18,7 +18,7 @@ from datetime import datetime
 from enum import StrEnum
 from itertools import combinations, pairwise
 
-from anpr_stream.plates import confusion_form, normalise, normalise_pattern
+from anpr_stream.core.plates import confusion_form, normalise, normalise_pattern
 
 # As in the live matcher (matching.segment.MIN_FUZZY_LENGTH): shorter plates are near far too much traffic.
 MIN_FUZZY_LENGTH = 5

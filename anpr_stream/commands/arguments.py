@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from anpr_stream.rfc3339 import parse_rfc3339
+from anpr_stream.core.rfc3339 import parse_rfc3339
 
 
 def timestamp(text: str) -> datetime:

@@ -15,10 +15,10 @@ from anpr_stream.audit.chain import AuditRecord
 from anpr_stream.audit.log import append_audit
 from anpr_stream.commands.database import database_url, on_connection
 from anpr_stream.commands.users import _operator
+from anpr_stream.core.rfc3339 import parse_rfc3339
 from anpr_stream.dpo.export import SECTIONS, to_csv
 from anpr_stream.dpo.report import DpoReport, build_report
 from anpr_stream.retention.policy import policy_from_env
-from anpr_stream.rfc3339 import parse_rfc3339
 
 DEFAULT_WINDOW = timedelta(days=30)
 

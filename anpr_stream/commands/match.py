@@ -10,10 +10,10 @@ from typing import IO, Any
 
 import orjson
 
-from anpr_stream.matching import Match, WatchlistIndex, score_match
-from anpr_stream.plates import plate_format
-from anpr_stream.policy import MAX_FUZZY_DISTANCE, MatchPolicy
-from anpr_stream.readings import InvalidReading, Reading, reading_from_mapping
+from anpr_stream.core.matching import Match, WatchlistIndex, score_match
+from anpr_stream.core.plates import plate_format
+from anpr_stream.core.policy import MAX_FUZZY_DISTANCE, MatchPolicy
+from anpr_stream.core.readings import InvalidReading, Reading, reading_from_mapping
 from anpr_stream.watchlists import load_watchlists
 
 EXIT_OK = 0

@@ -11,9 +11,9 @@ from typing import Any
 import asyncpg
 
 from anpr_stream.commands.database import database_url, on_connection
+from anpr_stream.core.rfc3339 import parse_rfc3339
 from anpr_stream.retention.policy import policy_from_env
 from anpr_stream.retention.purge import PurgeReport, may_purge, purge
-from anpr_stream.rfc3339 import parse_rfc3339
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:

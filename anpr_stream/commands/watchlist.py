@@ -19,7 +19,7 @@ from anpr_stream.commands.match import (
     report_to,
 )
 from anpr_stream.commands.watchlist_load import add_load_command
-from anpr_stream.matching import WatchlistIndex
+from anpr_stream.core.matching import WatchlistIndex
 from anpr_stream.watchlists import load_watchlists
 from anpr_stream.watchlists.stats import estimate_false_hits, list_stats
 

@@ -1,5 +1,5 @@
-"""Passages and hits into PostgreSQL: one transaction per batch, COPY into a staging table, then INSERT ... ON
-CONFLICT DO NOTHING, so a redelivered read or hit never makes a second row."""
+"""Passages and hits into PostgreSQL within one transaction per batch: COPY (or a staging table and INSERT ... ON
+CONFLICT DO NOTHING), so that a read delivered again never makes a second row and its hits are published once."""
 
 from __future__ import annotations
 
@@ -10,12 +10,13 @@ from datetime import UTC, date, datetime, timedelta
 import asyncpg
 import orjson
 
-from anpr_stream.stream.hits import Hit
-from anpr_stream.stream.process import Passage
+from anpr_stream.core.batch import Passage
+from anpr_stream.core.hits import Hit
+from anpr_stream.core.suppression import Earlier
 
 _PASSAGE_COLUMNS = (
     "read_id", "camera_id", "observed_at", "plate_raw", "plate_norm", "plate_class", "country", "confidence",
-    "plate_format", "camera_known", "has_hit", "extra",
+    "plate_format", "camera_known", "has_hit", "extra", "source_partition", "source_offset",
 )  # fmt: skip
 _HIT_COLUMNS = (
     "hit_id", "read_id", "entry_id", "list", "camera_id", "observed_at", "plate_raw", "plate_norm", "plate_class",
@@ -37,10 +38,23 @@ _INSERT_HITS = f"""
 INSERT INTO hits ({", ".join(_HIT_COLUMNS)}) SELECT {", ".join(_HIT_COLUMNS)} FROM hits_in
 ON CONFLICT (hit_id) DO NOTHING
 """  # noqa: S608 -- column names are constants of this module
+# Which record stored each of these reads first (its partition and offset; NULL for rows older than migration 0008).
+_SOURCES = """
+SELECT p.read_id, p.observed_at, p.camera_id, p.plate_norm, p.source_partition, p.source_offset
+FROM passages p
+JOIN unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[]) AS k(read_id, observed_at, camera_id, plate_norm)
+  ON (p.read_id, p.observed_at, p.camera_id, p.plate_norm) = (k.read_id, k.observed_at, k.camera_id, k.plate_norm)
+"""
+
+
+def _key(passage: Passage) -> tuple[str, datetime, str, str]:
+    """The passages table's primary key (migration 0008): one read."""
+    r = passage.reading
+    return (r.read_id, r.observed_at, r.camera_id, passage.plate_norm)
 
 
 class PostgresSink:
-    """Owns a connection pool; per batch the worker opens `transaction()` and calls `stored_decisions` and `write`."""
+    """Owns a connection pool; per batch the store stage opens `transaction()` and calls the writes in it."""
 
     def __init__(self, pool: asyncpg.Pool, days_ahead: int = 3) -> None:
         self.pool = pool
@@ -59,21 +73,88 @@ class PostgresSink:
                 await conn.execute("SELECT ensure_passage_partition($1)", day)
         self._days.update(missing)
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        """One connection in one transaction for a whole batch: decisions read and rows written together."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            yield conn
-
     async def ensure_partitions_for(self, passages: list[Passage], now: datetime) -> None:
         """Today's partition and the next `days_ahead`, and every day this batch needs (cached: free when known)."""
         today = now.astimezone(UTC).date()
         ahead = {today + timedelta(days=n) for n in range(self.days_ahead + 1)}
         await self.ensure_partitions(ahead | {p.reading.observed_at.astimezone(UTC).date() for p in passages})
 
+    @contextlib.asynccontextmanager
+    async def transaction(self, commit: bool = True) -> AsyncIterator[asyncpg.Connection]:
+        """One connection in one transaction for a whole batch: decisions read and rows written together. With
+        `commit=False` a probe: whatever happened in it is rolled back."""
+        async with self.pool.acquire() as conn:
+            tx = conn.transaction()
+            await tx.start()
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(Exception):  # a dropped connection cannot roll back: the server does
+                    await tx.rollback()
+                raise
+            if commit:
+                await tx.commit()
+            else:
+                await tx.rollback()
+
+    async def write_passages(self, conn: asyncpg.Connection, passages: list[Passage], with_hit: set[str]) -> set[str]:
+        """Store the reads not stored yet; returns the passage ids of those another record stored first (copies of a
+        read: their hits are that record's to publish). `with_hit`: passage ids that carry a hit."""
+        if not passages:
+            return set()
+        # Sorted by key: two workers inserting copies of the same reads lock them in the same order (no deadlock).
+        ordered = sorted(passages, key=_key)
+        rows = [
+            (
+                p.reading.read_id,
+                p.reading.camera_id,
+                p.reading.observed_at,
+                p.reading.plate,
+                p.plate_norm,
+                p.plate_class,
+                p.reading.country,
+                p.reading.confidence,
+                p.plate_format,
+                p.camera_known,
+                p.passage_id in with_hit,
+                orjson.dumps(p.reading.extra).decode(),
+                p.record.partition,
+                p.record.offset,
+            )
+            for p in ordered
+        ]
+        try:
+            # Fast path: COPY straight into the partitioned table. A batch replayed after a crash, or holding a copy
+            # of a stored read, meets rows that exist (unique violation): then the savepoint is undone and the
+            # staging path inserts only what is missing and asks who stored the rest.
+            async with conn.transaction():
+                await conn.copy_records_to_table("passages", records=rows, columns=_PASSAGE_COLUMNS)
+            return set()
+        except asyncpg.UniqueViolationError:
+            pass
+        await conn.execute(_STAGING)
+        await conn.copy_records_to_table("passages_in", records=rows, columns=_PASSAGE_COLUMNS)
+        await conn.execute(_INSERT_PASSAGES)
+        keys = [_key(p) for p in ordered]
+        found = await conn.fetch(_SOURCES, *(list(column) for column in zip(*keys, strict=True)))
+        sources = {
+            (r["read_id"], r["observed_at"], r["camera_id"], r["plate_norm"]): (
+                r["source_partition"],
+                r["source_offset"],
+            )
+            for r in found
+        }
+        copies = set()
+        for passage in ordered:
+            partition, offset = sources.get(_key(passage), (None, None))
+            # NULL: stored before sources were recorded; treated as this record's (a replay republishes, as before).
+            if partition is not None and (partition, offset) != (passage.record.partition, passage.record.offset):
+                copies.add(passage.passage_id)
+        return copies
+
     async def stored_decisions(
         self, conn: asyncpg.Connection, hits: list[Hit], window: timedelta
-    ) -> tuple[dict[str, bool | None], dict[tuple[str, str], list[tuple[datetime, str]]]]:
+    ) -> tuple[dict[str, bool | None], Earlier]:
         """Decisions already recorded for these hits (replays keep them; None: stored, pending), and the
         dispatch-eligible hits per key in the window before these (repeat suppression survives restarts because it
         lives here)."""
@@ -110,7 +191,7 @@ class PostgresSink:
             ids,
         )
         stored = {row["hit_id"]: row["suppressed"] for row in rows if row["kind"] == "s"}
-        earlier: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+        earlier: Earlier = {}
         for row in rows:
             if row["kind"] == "d":
                 earlier.setdefault((row["plate_class"], row["entry_id"]), []).append(
@@ -118,35 +199,11 @@ class PostgresSink:
                 )
         return stored, earlier
 
-    async def write(
-        self,
-        conn: asyncpg.Connection,
-        passages: list[Passage],
-        hits: list[Hit],
-        now: datetime,
-    ) -> None:
-        """Within the caller's transaction (`transaction()`): all of the batch is durable, or none of it."""
-        if not passages and not hits:
+    async def write_hits(self, conn: asyncpg.Connection, hits: list[Hit], now: datetime) -> None:
+        """Within the caller's transaction; a replayed hit keeps its row (and its recorded decision)."""
+        if not hits:
             return
-        with_hit = {h.passage.reading.read_id for h in hits}
-        passage_rows = [
-            (
-                p.reading.read_id,
-                p.reading.camera_id,
-                p.reading.observed_at,
-                p.reading.plate,
-                p.plate_norm,
-                p.plate_class,
-                p.reading.country,
-                p.reading.confidence,
-                p.plate_format,
-                p.camera_known,
-                p.reading.read_id in with_hit,
-                orjson.dumps(p.reading.extra).decode(),
-            )
-            for p in passages
-        ]
-        hit_rows = [
+        rows = [
             (
                 h.hit_id,
                 h.passage.reading.read_id,
@@ -171,19 +228,8 @@ class PostgresSink:
             for h in hits
         ]
         await conn.execute(_STAGING)
-        if passage_rows:
-            try:
-                # Fast path: COPY straight into the partitioned table. A batch replayed after a crash meets
-                # its own rows (unique violation): then the savepoint is undone and the slower staging
-                # path inserts only what is missing.
-                async with conn.transaction():
-                    await conn.copy_records_to_table("passages", records=passage_rows, columns=_PASSAGE_COLUMNS)
-            except asyncpg.UniqueViolationError:
-                await conn.copy_records_to_table("passages_in", records=passage_rows, columns=_PASSAGE_COLUMNS)
-                await conn.execute(_INSERT_PASSAGES)
-        if hit_rows:
-            await conn.copy_records_to_table("hits_in", records=hit_rows, columns=_HIT_COLUMNS)
-            await conn.execute(_INSERT_HITS)
+        await conn.copy_records_to_table("hits_in", records=rows, columns=_HIT_COLUMNS)
+        await conn.execute(_INSERT_HITS)
 
     async def decide(self, conn: asyncpg.Connection, hits: list[Hit], now: datetime) -> None:
         """Write the decisions of stored pending hits (once: the table's trigger refuses a second write)."""

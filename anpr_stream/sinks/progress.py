@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from anpr_stream.stream.watermark import PartitionProgress, holding
+from anpr_stream.core.watermark import PartitionProgress, holding
 
 # A write is refused when the row was last written by a newer consumer-group generation: a worker that lost the
 # partition in a rebalance (a zombie, frozen past its session timeout) cannot claim it idle for its new owner.

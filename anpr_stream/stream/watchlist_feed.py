@@ -13,7 +13,7 @@ from aiokafka.errors import ConsumerStoppedError
 from aiokafka.structs import ConsumerRecord
 
 from anpr_stream import metrics
-from anpr_stream.matching import WatchlistIndex
+from anpr_stream.core.matching import WatchlistIndex
 from anpr_stream.stream.compacted import open_from_beginning, records_to_end
 from anpr_stream.watchlists import InvalidEntry, WatchlistEntry, entry_from_mapping
 

@@ -1,57 +1,108 @@
-"""`anpr-stream worker`: a faust worker hosting the watchlist feed and the batched read pipeline.
+"""`anpr-stream worker`: the process that hosts the watchlist feed, the read pipeline and the scheduled purge.
 
-Faust provides the worker lifecycle (signals, logging, graceful shutdown) and runs our services; the hot path is a
-batched aiokafka loop instead of a per-event faust agent, which measured 0.05-0.07 of a raw getmany loop."""
+An asyncio process of its own rather than a faust worker: faust's app joins a consumer group of its own (`<id>-app`)
+whose 60 s session a restarted worker waited out before its pipeline could start, and its producer and topics would
+be clients to secure that the service does not use. Here, startup waits for the broker and the database (they may
+come up after the worker), and shutdown is bounded: SIGTERM or SIGINT finishes and commits what it can for
+ANPR_SHUTDOWN_SECONDS, then stops whatever it still waits for; a second signal, or a shutdown that still hangs five
+seconds later (a client stuck on an unreachable server), ends the process at once."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TypeVar
 
 import asyncpg
-import faust
-import mode
+from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
 from anpr_stream import metrics
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.config import Settings
-from anpr_stream.devinfra.paths import state_dir
 from anpr_stream.retention.purge import run_purge
-from anpr_stream.sinks.migrate import migrate
+from anpr_stream.sinks.errors import db_retriable
+from anpr_stream.sinks.migrate import Migration, migrate
+from anpr_stream.stream.clients import worker_id
 from anpr_stream.stream.pipeline import ReadPipeline
 from anpr_stream.stream.topics import ensure_topics
 from anpr_stream.stream.watchlist_feed import WatchlistFeed
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+HARD_EXIT_AFTER_SECONDS = 5.0  # past the shutdown budget
+EXIT_FORCED = 70
 
 
-class PipelineService(mode.Service):
-    """Starts the parts in order: topics, schema, pool, watchlist (complete), then the pipeline."""
+class Stopped(Exception):
+    """A stop was requested while the worker was still starting."""
 
-    def __init__(self, settings: Settings, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+
+class Worker:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.feed = WatchlistFeed(settings.kafka_bootstrap, settings.topics.watchlist)
         self.pool: asyncpg.Pool | None = None
         self.pipeline: ReadPipeline | None = None
+        self.stop_requested = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
 
-    async def on_start(self) -> None:
+    def request_stop(self, signum: int) -> None:
+        if self.stop_requested.is_set():
+            log.warning("second %s: exiting now", signal.Signals(signum).name)
+            os._exit(EXIT_FORCED)
+        log.info("%s: stopping (at most %.0f s)", signal.Signals(signum).name, self.settings.shutdown_seconds)
+        self.stop_requested.set()
+        _exit_later(self.settings.shutdown_seconds + HARD_EXIT_AFTER_SECONDS)
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self.request_stop, signum)
+        try:
+            await self._start()
+        except Stopped:
+            await self._stop()
+            return 0
+        assert self.pipeline is not None
+        self._tasks = [
+            asyncio.create_task(self.pipeline.run(), name="pipeline"),
+            asyncio.create_task(self._follow_watchlist(), name="watchlist"),
+            asyncio.create_task(self._purge_on_schedule(), name="purge"),
+        ]
+        stop = asyncio.ensure_future(self.stop_requested.wait())
+        done, _ = await asyncio.wait({stop, self._tasks[0]}, return_when=asyncio.FIRST_COMPLETED)
+        if self._tasks[0] in done:
+            log.error("the pipeline ended without a stop request: stopping the worker")
+        stop.cancel()
+        await self._stop()
+        return 0 if self.stop_requested.is_set() else 1
+
+    # -- start ------------------------------------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        """Topics, pool and schema, cameras, the whole watchlist, then the pipeline; each waits for its server."""
         s = self.settings
-        await ensure_topics(s)
-        self.pool = await asyncpg.create_pool(
-            s.database_url, min_size=1, max_size=4, server_settings={"client_min_messages": "warning"}
+        await self._until_ready("creating topics", lambda: ensure_topics(s))
+        self.pool = await self._until_ready(
+            "connecting to PostgreSQL",
+            lambda: asyncpg.create_pool(
+                s.database_url, min_size=1, max_size=4, server_settings={"client_min_messages": "warning"}
+            ),
         )
-        async with self.pool.acquire() as conn:
-            applied = await migrate(conn)
-            if applied:
-                log.info("applied migrations: %s", ", ".join(f"{m.version}_{m.name}" for m in applied))
+        applied = await self._until_ready("checking the schema", self._migrate)
+        if applied:
+            log.info("applied migrations: %s", ", ".join(f"{m.version}_{m.name}" for m in applied))
         cameras = CameraRegistry.load(s.cameras_file)
-        await self.feed.start()
-        self.pipeline = ReadPipeline(s, self.feed, self.pool, cameras)
+        await self._until_ready("loading the watchlist", self.feed.start)
+        self.pipeline = ReadPipeline(s, self.feed, self.pool, cameras, metrics.PrometheusSensor())
         if s.metrics_port:
             try:
                 start_http_server(s.metrics_port, addr=s.metrics_addr, registry=metrics.REGISTRY)
@@ -59,64 +110,100 @@ class PipelineService(mode.Service):
                 # Losing the metrics endpoint must not stop hits from flowing: say so loudly and carry on.
                 where = f"{s.metrics_addr}:{s.metrics_port}"
                 log.error("metrics endpoint %s unavailable (%s); running without it", where, exc)
+        log.info("worker %s ready: reading %s as %s", worker_id(), s.topics.reads, s.consumer_group)
 
-    @mode.Service.task
+    async def _migrate(self) -> list[Migration]:
+        assert self.pool is not None
+        async with self.pool.acquire() as conn:
+            return list(await migrate(conn))
+
+    async def _until_ready(self, what: str, step: Callable[[], Awaitable[T]]) -> T:
+        """Run `step` until the server it needs answers (a worker may start before Kafka or PostgreSQL)."""
+        delay = 0.2
+        while True:
+            if self.stop_requested.is_set():
+                raise Stopped
+            try:
+                return await step()
+            except (KafkaError, OSError, TimeoutError) as exc:
+                reason = exc
+            except Exception as exc:
+                if not db_retriable(exc):
+                    raise
+                reason = exc
+            log.warning("%s: %s: %s; retrying in %.1f s", what, type(reason).__name__, reason, delay)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop_requested.wait(), delay)
+            delay = min(delay * 2, 2.0)
+
+    # -- services ---------------------------------------------------------------------------------------------
+
     async def _follow_watchlist(self) -> None:
-        await self.feed.follow()
+        while True:
+            try:
+                await self.feed.follow()
+                return
+            except Exception:
+                log.exception("following the watchlist failed; again in 1 s (the index in force stays)")
+                await asyncio.sleep(1.0)
 
-    @mode.Service.task
     async def _purge_on_schedule(self) -> None:
         """Retention enforced at purge time too: whole day partitions past the horizon, every purge interval (the
         first run a minute after start at most). A failed run is logged and tried again at the next interval."""
         interval = self.settings.purge_interval.total_seconds()
-        if interval <= 0:
+        if interval <= 0 or self.pool is None:
             return
-        await self.sleep(min(60.0, interval))
-        while not self.should_stop:
-            if self.pool is not None:
-                try:
-                    report = await run_purge(self.pool, self.settings.retention, datetime.now(UTC))
-                    if report is not None and report.removed_anything:
-                        log.info("retention purge: %s", "; ".join(report.lines()))
-                except Exception:
-                    log.exception("retention purge failed; next try in %.0f s", interval)
-            await self.sleep(interval)
+        await asyncio.sleep(min(60.0, interval))
+        while True:
+            try:
+                report = await run_purge(self.pool, self.settings.retention, datetime.now(UTC))
+                if report is not None and report.removed_anything:
+                    log.info("retention purge: %s", "; ".join(report.lines()))
+            except Exception:
+                log.exception("retention purge failed; next try in %.0f s", interval)
+            await asyncio.sleep(interval)
 
-    @mode.Service.task
-    async def _run_pipeline(self) -> None:
-        assert self.pipeline is not None
-        await self.pipeline.run()
+    # -- stop -------------------------------------------------------------------------------------------------
 
-    async def on_stop(self) -> None:
-        if self.pipeline is not None:
-            # Graceful: the pipeline finishes and commits what it has matched, then the connections close.
+    async def _stop(self) -> None:
+        """The pipeline finishes and commits what it has matched (within the budget), then the connections close."""
+        budget = self.settings.shutdown_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + budget
+        if self.pipeline is not None and self._tasks:
             self.pipeline.stopping.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.pipeline.finished.wait(), timeout=30)
-        await self.feed.stop()
+                await asyncio.wait_for(asyncio.shield(self.pipeline.finished.wait()), budget)
+        for task in self._tasks:
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=max(0.5, deadline - loop.time()))
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.feed.stop(), max(0.5, deadline - loop.time()))
         if self.pool is not None:
-            await asyncio.wait_for(self.pool.close(), timeout=10)
+            try:
+                await asyncio.wait_for(self.pool.close(), max(0.5, deadline - loop.time()))
+            except Exception:
+                self.pool.terminate()
+        log.info("worker stopped")
 
 
-def build_app(settings: Settings) -> faust.App:
-    datadir = state_dir() / "faust"
-    # faust creates only the last level: on a checkout that uses external Kafka and PostgreSQL (settings in the
-    # environment), the local state directory may not exist yet.
-    datadir.mkdir(parents=True, exist_ok=True)
-    app = faust.App(
-        f"{settings.consumer_group}-app",
-        broker=f"kafka://{settings.kafka_bootstrap.replace(',', ';kafka://')}",
-        web_enabled=False,
-        store="memory://",
-        datadir=str(datadir),
-        topic_replication_factor=1,
-    )
-    app.service(PipelineService(settings))  # type: ignore[arg-type]  # faust starts instances as well as classes
-    return app
+def _exit_later(seconds: float) -> None:
+    """The last resort of a bounded shutdown: a thread that ends the process if the loop has not by then."""
+
+    def hard_exit() -> None:
+        print(f"anpr-stream worker: shutdown took longer than {seconds:.0f} s; exiting", file=sys.stderr, flush=True)
+        os._exit(EXIT_FORCED)
+
+    timer = threading.Timer(seconds, hard_exit)
+    timer.daemon = True
+    timer.start()
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> int:
-    app = build_app(settings)
-    worker = faust.Worker(app, loglevel=loglevel, quiet=True)
-    worker.execute_from_commandline()
-    return 0
+    logging.basicConfig(
+        level=getattr(logging, loglevel.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    return asyncio.run(Worker(settings).run())

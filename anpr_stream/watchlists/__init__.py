@@ -1,7 +1,6 @@
 """Watchlists: entries, their validation, and loading them from CSV files."""
 
-from anpr_stream.watchlists.csv_file import parse_watchlist_csv, read_watchlist_csv
-from anpr_stream.watchlists.entry import (
+from anpr_stream.core.entry import (
     ENTRY_FIELDS,
     KNOWN_LISTS,
     InvalidEntry,
@@ -9,6 +8,7 @@ from anpr_stream.watchlists.entry import (
     entry_from_mapping,
     entry_to_mapping,
 )
+from anpr_stream.watchlists.csv_file import parse_watchlist_csv, read_watchlist_csv
 from anpr_stream.watchlists.loading import load_watchlists
 
 __all__ = [

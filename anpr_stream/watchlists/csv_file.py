@@ -6,7 +6,7 @@ import csv
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from anpr_stream.watchlists.entry import ENTRY_FIELDS, InvalidEntry, WatchlistEntry, entry_from_mapping
+from anpr_stream.core.entry import ENTRY_FIELDS, InvalidEntry, WatchlistEntry, entry_from_mapping
 
 
 def parse_watchlist_csv(lines: Iterable[str]) -> Iterator[tuple[int, WatchlistEntry | InvalidEntry]]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from anpr_stream.core.entry import InvalidEntry, WatchlistEntry
 from anpr_stream.watchlists.csv_file import read_watchlist_csv
-from anpr_stream.watchlists.entry import InvalidEntry, WatchlistEntry
 
 Report = Callable[[str, int, str], None]
 

@@ -8,10 +8,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from anpr_stream.matching import WatchlistIndex
-from anpr_stream.plates.synthetic import ZONE_TRAFFIC_MIX, synthetic_traffic
-from anpr_stream.policy import MatchPolicy
-from anpr_stream.watchlists.entry import WatchlistEntry
+from anpr_stream.core.entry import WatchlistEntry
+from anpr_stream.core.matching import WatchlistIndex
+from anpr_stream.core.plates.synthetic import ZONE_TRAFFIC_MIX, synthetic_traffic
+from anpr_stream.core.policy import MatchPolicy
 
 
 @dataclass

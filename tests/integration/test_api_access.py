@@ -22,7 +22,7 @@ from anpr_stream.api.app import create_app
 from anpr_stream.api.context import services
 from anpr_stream.api.server import build_app
 from anpr_stream.config import Settings
-from anpr_stream.stream.hits import COVERT_INSTRUCTION
+from anpr_stream.core.outgoing import COVERT_INSTRUCTION
 from tests.integration.conftest import Namespace
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ JUSTIFICATIONS = ("none", "case", "authorised")
 
 
 def payload(hit_id: uuid.UUID, at: datetime, camera: str, list_name: str, plate: str, covert: bool) -> dict[str, Any]:
-    """The hit as the worker publishes it (anpr_stream.stream.hits.hit_payload): covert entries masked."""
+    """The hit as the worker publishes it (anpr_stream.core.outgoing.hit_payload): covert entries masked."""
     entry: dict[str, Any] = (
         {"entry_id": "E-" + plate, "covert": True, "list": None, "plate": None, "country": None, "reference": None,
          "priority": 2, "action": "inform", "instruction": COVERT_INSTRUCTION}

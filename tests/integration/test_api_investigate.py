@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from anpr_stream.cameras import CameraRegistry
-from anpr_stream.plates import confusion_form, normalise
+from anpr_stream.core.plates import confusion_form, normalise
 from tests.integration.conftest import Namespace
 
 A, B, C = "LM-E314-BOORSEM-IN", "LM-VELDWEZELT-IN", "LM-N78-REKEM-N"

@@ -19,7 +19,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from anpr_stream.api.live import parse_position
-from anpr_stream.stream.process import hit_id
+from anpr_stream.core.identity import read_hit_id
 from tests.integration.conftest import ARTIFACTS, Namespace
 from tests.integration.test_pipeline import load_watchlist, reading
 
@@ -134,8 +134,20 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
     producer = AIOKafkaProducer(bootstrap_servers=ns.infra.kafka_bootstrap, acks="all", linger_ms=0)
     await producer.start()
 
+    sent: dict[str, bytes] = {}
+
+    def make(read_id: str, plate: str, camera: str = "LM-VELDWEZELT-IN") -> None:
+        sent[read_id] = reading(read_id, plate, datetime.now(UTC), camera=camera)
+
+    async def send(read_id: str) -> None:
+        await producer.send_and_wait(ns.reads, sent[read_id], b"cam")
+
     async def produce(read_id: str, plate: str, camera: str = "LM-VELDWEZELT-IN") -> None:
-        await producer.send_and_wait(ns.reads, reading(read_id, plate, datetime.now(UTC), camera=camera), b"cam")
+        make(read_id, plate, camera)
+        await send(read_id)
+
+    def hit_of(read_id: str, entry_id: str) -> str:
+        return read_hit_id(orjson.loads(sent[read_id]), entry_id)
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -165,13 +177,14 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
 
             # Warm-up: the worker's first batch (consumer group join) is not what the 1 s is about.
             await produce("warm-1", "1-WRM-001")
-            warm = str(hit_id("warm-1", "WARM-1"))
+            warm = hit_of("warm-1", "WARM-1")
             await one.wait_for_selector(card(warm), timeout=90_000)
 
             # A priority-1 hit, OCR-confused (O for 0): on screen within 1 s of the produce.
-            sv = str(hit_id("sv-1", "SV-1"))
+            make("sv-1", "1-HGT-9O4")
+            sv = hit_of("sv-1", "SV-1")
             started = time.monotonic()
-            await produce("sv-1", "1-HGT-9O4")
+            await send("sv-1")
             await one.wait_for_selector(card(sv), timeout=10_000)
             elapsed = time.monotonic() - started
             print(f"\nproduce -> card visible in the browser: {elapsed * 1000:.0f} ms")
@@ -198,11 +211,11 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             # Console one loses its network: hits keep coming and one is acknowledged elsewhere meanwhile.
             cutter.cut()
             await one.wait_for_selector('#status[data-state="reconnecting"]', timeout=10_000)
-            during = [str(hit_id(f"cut-{i}", f"CUT-{i}")) for i in range(1, 4)]
             for i in range(1, 4):
                 await produce(f"cut-{i}", f"2-CUT-00{i}", camera="LM-SMEERMAAS-OUT")
+            during = [hit_of(f"cut-{i}", f"CUT-{i}") for i in range(1, 4)]
             await produce("covert-1", "2ABN317", camera="LM-E314-BOORSEM-IN")
-            covert = str(hit_id("covert-1", "BC-1"))
+            covert = hit_of("covert-1", "BC-1")
             for hit in [*during, covert]:
                 await two.wait_for_selector(card(hit), timeout=30_000)
             two_card = two.locator(card(during[0]))
@@ -230,7 +243,7 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             # A repeat of the priority-1 plate within the suppression window: counted, not alerted.
             await produce("sv-2", "1-HGT-904", camera="LM-SMEERMAAS-IN")
             await produce("last-1", "1-LST-999")
-            last = str(hit_id("last-1", "LAST-1"))
+            last = hit_of("last-1", "LAST-1")
             await one.wait_for_selector(card(last), timeout=10_000)
             ids = await cards(one)
             assert sorted(ids) == sorted({warm, sv, *during, covert, last}), ids
@@ -243,7 +256,7 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             await one.click("#mute")
             assert await one.get_attribute("#mute", "aria-pressed") == "true"
             await produce("mute-1", "1-MUT-111")
-            await one.wait_for_selector(card(str(hit_id("mute-1", "MUTE-1"))), timeout=10_000)
+            await one.wait_for_selector(card(hit_of("mute-1", "MUTE-1")), timeout=10_000)
             assert await one.get_attribute("#mute", "data-beeps") == "2", "muted: no sound"
             await one.screenshot(path=str(ARTIFACTS / "console.png"), full_page=True)
             assert problems == []
@@ -279,8 +292,9 @@ async def test_stream_resumes_exactly_from_memory_or_kafka(namespace: Namespace,
     load_watchlist(ns, tmp_path, ENTRIES)
     ns.start_worker()
     now = datetime.now(UTC)
-    await ns.produce([reading(f"cut-{i}", f"2-CUT-00{i}", now - timedelta(seconds=10 - i)) for i in range(1, 4)])
-    early = sorted_ids(3)
+    cuts = [reading(f"cut-{i}", f"2-CUT-00{i}", now - timedelta(seconds=10 - i)) for i in range(1, 4)]
+    await ns.produce(cuts)
+    early = [read_hit_id(orjson.loads(value), f"CUT-{i}") for i, value in enumerate(cuts, 1)]
     assert sorted(orjson.loads(r.value)["hit_id"] for r in await ns.consume(ns.hits, 3)) == sorted(early)
     token = ns.add_user("dispatch-carl", "dispatcher")
     scoped = ns.add_user("dispatch-dora", "dispatcher", cameras=["LM-E314-BOORSEM-IN"])
@@ -307,7 +321,8 @@ async def test_stream_resumes_exactly_from_memory_or_kafka(namespace: Namespace,
         async for kind, _, _ in live_stream:
             if kind == "ready":
                 break
-        await ns.produce([reading("warm-1", "1-WRM-001", now), reading("last-1", "1-LST-999", now)])
+        late = [reading("warm-1", "1-WRM-001", now), reading("last-1", "1-LST-999", now)]
+        await ns.produce(late)
         live: list[tuple[str, str | None]] = []
         async for kind, data, event_id in live_stream:
             if kind == "hit":
@@ -315,7 +330,7 @@ async def test_stream_resumes_exactly_from_memory_or_kafka(namespace: Namespace,
             if len(live) == 2:
                 break
         await live_stream.aclose()
-        later = {str(hit_id("warm-1", "WARM-1")), str(hit_id("last-1", "LAST-1"))}
+        later = {read_hit_id(orjson.loads(late[0]), "WARM-1"), read_hit_id(orjson.loads(late[1]), "LAST-1")}
         assert {h for h, _ in live} == later
         from_memory, _ = await events_until_ready(client, {"Last-Event-ID": str(live[0][1])})
         assert [h for k, h, _ in from_memory if k == "hit"] == [live[1][0]], "replayed from the process's ring"
@@ -334,10 +349,6 @@ async def test_stream_resumes_exactly_from_memory_or_kafka(namespace: Namespace,
         assert opened == 7, "one audit row per connection"
     finally:
         await conn.close()
-
-
-def sorted_ids(count: int) -> list[str]:
-    return [str(hit_id(f"cut-{i}", f"CUT-{i}")) for i in range(1, count + 1)]
 
 
 async def stream_events(

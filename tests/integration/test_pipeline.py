@@ -13,7 +13,7 @@ import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from anpr_stream.stream.process import hit_id
+from anpr_stream.core.identity import read_hit_id
 from tests.integration.conftest import ARTIFACTS, Namespace
 
 pytestmark = pytest.mark.integration
@@ -92,9 +92,10 @@ async def test_a_hit_is_dispatched_once_logged_and_enriched(namespace: Namespace
         ],
     )
     ns.start_worker()
+    first_read = reading("r-1", "1 HGT 9O4", now, lane=2)  # ocr: O for 0, separators lost
     await ns.produce(
         [
-            reading("r-1", "1 HGT 9O4", now, lane=2),  # ocr: O for 0, separators lost
+            first_read,
             reading("r-2", "2ABN317", now, camera="CAM-NOT-IN-REGISTRY"),  # covert list, unknown camera
             reading("r-3", "1-QQQ-111", now),
         ]
@@ -102,7 +103,7 @@ async def test_a_hit_is_dispatched_once_logged_and_enriched(namespace: Namespace
     hits = {h["read_id"]: h for h in await ns.hits_payloads(2)}
     assert set(hits) == {"r-1", "r-2"}
     first = hits["r-1"]
-    assert first["hit_id"] == str(hit_id("r-1", "SV-1"))
+    assert first["hit_id"] == read_hit_id(orjson.loads(first_read), "SV-1")
     assert (first["match"], first["distance"], first["suppressed"]) == ("ocr", 0, False)
     assert (first["list"], first["priority"], first["action"]) == ("stolen_vehicle", 1, "intercept")
     assert first["entry"]["reference"] == "PV BR.12.L3.118876/25"
@@ -201,7 +202,7 @@ async def test_kcat_produces_reads_and_reads_hits(namespace: Namespace, tmp_path
     )  # fmt: skip
     key, value = out.stdout.decode().strip().split("\t", 1)
     hit = orjson.loads(value)
-    assert key == hit["hit_id"] == str(hit_id("k-1", "SV-9"))
+    assert key == hit["hit_id"] == read_hit_id(orjson.loads(lines.splitlines()[0]), "SV-9")
     assert hit["match"] == "exact" and hit["read"]["plate"] == "GX-482-T"
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from anpr_stream.core.identity import read_hit_id
+from anpr_stream.core.matching import WatchlistIndex
+from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.devinfra.postgres import LocalPostgres
-from anpr_stream.matching import WatchlistIndex
-from anpr_stream.policy import MatchPolicy
-from anpr_stream.stream.process import hit_id
 from anpr_stream.watchlists import load_watchlists
 from tests.integration.conftest import Namespace
 
@@ -73,7 +73,7 @@ def expected_hits(values: list[bytes], list_file: Path) -> set[str]:
             continue
         at = datetime.fromisoformat(read["observed_at"])
         for match in index.match(read["plate"], at, policy):
-            out.add(str(hit_id(read["read_id"], match.entry.entry_id)))
+            out.add(read_hit_id(read, match.entry.entry_id))
     return out
 
 

@@ -21,7 +21,7 @@ from anpr_stream.api.plate_query import (
     plate_term,
     wildcards_to_like,
 )
-from anpr_stream.plates import confusion_form
+from anpr_stream.core.plates import confusion_form
 from tests.unit.test_pure_core import FORBIDDEN, PACKAGE, imported_modules
 
 

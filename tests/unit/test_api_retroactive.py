@@ -18,8 +18,8 @@ from anpr_stream.api.investigate import (
     route_csv,
     route_geojson,
 )
-from anpr_stream.plates import confusion_form, normalise
-from anpr_stream.policy import MatchPolicy
+from anpr_stream.core.plates import confusion_form, normalise
+from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.watchlists import entry_from_mapping
 from tests.unit.test_api_plate_query import like_matches
 

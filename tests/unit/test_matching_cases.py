@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from anpr_stream.matching import Match, WatchlistIndex, score_match
-from anpr_stream.policy import MatchPolicy
+from anpr_stream.core.matching import Match, WatchlistIndex, score_match
+from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.watchlists import WatchlistEntry
 
 CET = timezone(timedelta(hours=1))

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anpr_stream.matching import WatchlistIndex
-from anpr_stream.policy import ListPolicy, MatchPolicy
+from anpr_stream.core.matching import WatchlistIndex
+from anpr_stream.core.policy import ListPolicy, MatchPolicy
 from anpr_stream.watchlists import WatchlistEntry
 
 # --- the oracle -------------------------------------------------------------------------------------------------

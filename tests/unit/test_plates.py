@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from anpr_stream.plates import (
+from anpr_stream.core.plates import (
     CONFUSION_CLASSES,
     confusion_form,
     normalise,

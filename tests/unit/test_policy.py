@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from anpr_stream.policy import ListPolicy, MatchPolicy
+from anpr_stream.core.policy import ListPolicy, MatchPolicy
 
 
 def test_example_from_the_issue() -> None:

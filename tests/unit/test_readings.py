@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from anpr_stream.readings import InvalidReading, reading_from_mapping
+from anpr_stream.core.readings import InvalidReading, reading_from_mapping
 
 GOOD: dict[str, object] = {
     "read_id": "r-1",
@@ -91,3 +91,57 @@ def test_missing_field(missing: str) -> None:
 
 def test_invalid_reading_is_a_value_error() -> None:
     assert issubclass(InvalidReading, ValueError)
+
+
+def nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = {"x": value}
+    return value
+
+
+@pytest.mark.parametrize(
+    ("extra", "reason"),
+    [
+        ({"direction": "towards\x00NL"}, "control characters in a string"),
+        ({"vendor": {"a": [{"b": "\x07"}]}}, "control characters in a string"),
+        ({"vendor": {"ke\x00y": 1}}, "control characters in a key"),
+        ({"bad\nkey": 1}, "control characters in a key"),
+        ({"": 1}, "empty key"),
+        ({"count": 2**53}, "integer beyond"),
+        ({"count": -(2**63)}, "integer beyond"),
+        ({"ratio": float("inf")}, "not finite"),
+        ({"ratio": float("nan")}, "not finite"),
+        ({"deep": nested(5)}, "nested deeper than 4"),
+        ({f"f{i}": i for i in range(33)}, "extra fields, more than 32"),
+        ({"many": list(range(300))}, "more than 256 values"),
+        ({"note": "x" * 1025}, "longer than 1024"),
+        ({"k" * 65: 1}, "key longer than 64"),
+        ({"when": b"bytes"}, "not a JSON value"),
+    ],
+)
+def test_extra_fields_that_a_store_cannot_hold_are_refused(extra: dict[str, object], reason: str) -> None:
+    with pytest.raises(InvalidReading, match=reason):
+        reading_from_mapping({**GOOD, **extra})
+
+
+def test_extra_fields_within_the_limits_are_kept() -> None:
+    extra = {"deep": nested(4), "count": 2**53 - 1, "ratio": -1.5e308, "note": "é" * 1024, "list": [None, True, "a"]}
+    assert reading_from_mapping({**GOOD, **extra}).extra["count"] == 2**53 - 1
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        ({"observed_at": "0001-01-01T00:00:00+14:00"}, "observed_at"),
+        ({"observed_at": "1970-01-01T00:00:00Z"}, "before 2000: a camera clock that was reset"),
+        ({"read_id": "r\u200b1"}, "invisible"),  # a zero-width space: looks like "r1"
+        ({"camera_id": "LM-EISDEN\u202e"}, "invisible"),  # a right-to-left override
+        ({"camera_id": "LM\u00a0EISDEN"}, "invisible"),  # a no-break space
+    ],
+)
+def test_instants_out_of_range_and_invisible_characters_in_ids_are_refused(
+    changes: dict[str, object], reason: str
+) -> None:
+    with pytest.raises(InvalidReading, match=reason):
+        reading_from_mapping({**GOOD, **changes})

@@ -14,10 +14,10 @@ import pytest
 
 import anpr_stream
 from anpr_stream.cameras import Camera, CameraRegistry
-from anpr_stream.plates import normalise
-from anpr_stream.plates.formats import plate_formats
-from anpr_stream.readings import reading_from_mapping
-from anpr_stream.rfc3339 import parse_rfc3339
+from anpr_stream.core.plates import normalise
+from anpr_stream.core.plates.formats import plate_formats
+from anpr_stream.core.readings import reading_from_mapping
+from anpr_stream.core.rfc3339 import parse_rfc3339
 from anpr_stream.traffic import GroundTruth, Planting, generate, plant_watchlist
 from anpr_stream.traffic.ocr import misread, read_plate
 from anpr_stream.traffic.planting import BRUSSELS, NIGHT_HOURS, WATCHLIST_FIELDS

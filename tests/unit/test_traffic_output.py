@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from anpr_stream.cli import main
-from anpr_stream.readings import InvalidReading, reading_from_mapping
+from anpr_stream.core.readings import InvalidReading, reading_from_mapping
 from anpr_stream.traffic import generate
 from anpr_stream.traffic.output import INVALID_KINDS, WriteStats, invalid_line, jsonl_lines, write_reads
 from anpr_stream.watchlists import WatchlistEntry, read_watchlist_csv

@@ -1,26 +1,28 @@
-"""Exact repeat suppression across workers, without I/O: the watermark, pending decisions and the outbox that holds a
-partition's commit behind its first pending hit."""
+"""Exact repeat suppression across partitions, without I/O: the watermark, and the real decision path (classify,
+ledger, held hits, decisions at the watermark) driven through random interleavings, crashes and resends."""
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-import orjson
-from aiokafka import TopicPartition
+from anpr_stream.core.batch import classify
+from anpr_stream.core.hits import Hit, hits_of
+from anpr_stream.core.ledger import Ledger
+from anpr_stream.core.record import InRecord
+from anpr_stream.core.suppression import Earlier, decide_alerts, decide_suppression, due_held
+from anpr_stream.core.watermark import COMPLETE, NOTHING, PartitionProgress, holding, watermark
+from tests.unit.fixtures import CAMERAS, INDEX, NOW, POLICY, TOPIC, dispatch_of, read
 
-from anpr_stream.stream.hits import Hit, decide_suppression, hits_of
-from anpr_stream.stream.outbox import Outbox
-from anpr_stream.stream.process import InRecord, Rejection, process_batch
-from anpr_stream.stream.watermark import COMPLETE, NOTHING, PartitionProgress, holding, watermark
-from tests.unit.test_stream import CAMERAS, INDEX, POLICY
-
-NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 TTL = timedelta(seconds=2)
 WINDOW = timedelta(minutes=10)
+PARTITIONS = 3
 
 
-def progress(partition: int, upto: int | None, idle_for: float | None = None, claimed_ago: float = 0.0) -> object:
+def progress(
+    partition: int, upto: int | None, idle_for: float | None = None, claimed_ago: float = 0.0
+) -> PartitionProgress:
     return PartitionProgress(
         partition,
         None if upto is None else NOW - timedelta(minutes=upto),
@@ -31,125 +33,168 @@ def progress(partition: int, upto: int | None, idle_for: float | None = None, cl
 
 def test_the_watermark_is_the_least_stored_time_of_the_partitions_that_are_not_idle() -> None:
     rows = [progress(0, 5), progress(1, 9), progress(2, 1)]
-    assert watermark(rows, 3, NOW, TTL) == NOW - timedelta(minutes=9)  # type: ignore[arg-type]
+    assert watermark(rows, 3, NOW, TTL) == NOW - timedelta(minutes=9)
     # Partition 1 idle (claim fresh): it no longer holds the others back.
     rows[1] = progress(1, 9, idle_for=5, claimed_ago=0.5)
-    assert watermark(rows, 3, NOW, TTL) == NOW - timedelta(minutes=5)  # type: ignore[arg-type]
+    assert watermark(rows, 3, NOW, TTL) == NOW - timedelta(minutes=5)
     # Its owner died: the claim lapses and what it stored counts again; it is the partition holding the watermark.
     rows[1] = progress(1, 9, idle_for=5, claimed_ago=3)
-    assert holding(rows, 3, NOW, TTL) == (NOW - timedelta(minutes=9), 1)  # type: ignore[arg-type]
+    assert holding(rows, 3, NOW, TTL) == (NOW - timedelta(minutes=9), 1)
 
 
 def test_unknown_partitions_hold_everything_and_all_idle_releases_everything() -> None:
-    assert watermark([progress(0, 5), progress(1, 2)], 3, NOW, TTL) == NOTHING  # type: ignore[list-item]
-    assert watermark([progress(0, 5), progress(1, None)], 2, NOW, TTL) == NOTHING  # type: ignore[list-item]
+    assert watermark([progress(0, 5), progress(1, 2)], 3, NOW, TTL) == NOTHING
+    assert watermark([progress(0, 5), progress(1, None)], 2, NOW, TTL) == NOTHING
     idle = [progress(p, None, idle_for=9) for p in range(3)]
-    assert watermark(idle, 3, NOW, TTL) == COMPLETE  # type: ignore[arg-type]
+    assert watermark(idle, 3, NOW, TTL) == COMPLETE
 
 
-def _hits(*reads: tuple[str, datetime, int, int]) -> list[Hit]:
-    """(read_id, observed_at, partition, offset) of reads of one listed car."""
-    records = [
-        InRecord(
-            "anpr.reads",
-            partition,
-            offset,
-            b"cam",
-            orjson.dumps(
-                {
-                    "read_id": r,
-                    "camera_id": "LM-EISDEN",
-                    "observed_at": at.isoformat(),
-                    "plate": "1HGT904",
-                    "country": "BE",
-                    "confidence": 0.9,
-                }
-            ),
-            int(at.timestamp() * 1000),
-        )
-        for r, at, partition, offset in reads
-    ]
-    result = process_batch(records, INDEX, POLICY, CAMERAS, NOW - timedelta(days=30), NOW + timedelta(hours=1))
-    return hits_of(result.passages, lambda name: POLICY.for_list(name).dispatch)  # type: ignore[attr-defined]
+class World:
+    """Kafka and PostgreSQL as the worker sees them, in memory: partitions of records with committed offsets, the
+    passages (one per read, with the record that stored it first), the hit rows and the progress rows. The code
+    deciding is the real core; only the two servers are stood in for, with the semantics the sink's SQL has."""
 
+    def __init__(self, partitions: list[list[InRecord]]) -> None:
+        self.partitions = partitions
+        self.committed = [0] * len(partitions)
+        self.position = [0] * len(partitions)
+        self.passages: dict[str, tuple[int, int]] = {}  # passage id -> (partition, offset) that stored it
+        self.rows: dict[str, Hit] = {}  # hit id -> the stored hit (its decision as recorded)
+        self.progress: dict[int, PartitionProgress] = {}
+        self.published: Counter[str] = Counter()
+        self.clock = 0.0
 
-def test_a_hit_without_predecessor_waits_for_the_watermark_a_repeat_does_not() -> None:
-    first, repeat = _hits(("r1", NOW, 0, 0), ("r2", NOW + timedelta(minutes=2), 1, 0))
-    decide_suppression([first, repeat], {}, {}, WINDOW, watermark=NOW - timedelta(seconds=1))
-    assert (first.suppressed, repeat.suppressed) == (None, True)  # r2 follows r1 whatever else arrives
-    decide_suppression([first], {first.hit_id: None}, {}, WINDOW, watermark=NOW)  # stored pending, decided now
-    assert first.suppressed is False
+    def crash(self) -> None:
+        self.position = list(self.committed)
 
-
-def test_deciding_at_the_watermark_equals_one_worker_in_event_time_order_whatever_the_arrival_order() -> None:
-    """Reads of one car on three partitions; each partition in event-time order, the partitions interleaved at
-    random (one left behind for long stretches, as a killed worker's). Each batch is decided as the pipeline does:
-    its hits and the pending ones the watermark has reached, with every stored hit as a possible predecessor. The
-    decisions equal the event-time reference every time; deciding on arrival does not."""
-    rng = random.Random(3)
-    times = sorted(NOW - timedelta(hours=2) + timedelta(seconds=rng.uniform(0, 7000)) for _ in range(40))
-    reads = [(f"r{i}", at, rng.randrange(3), i) for i, at in enumerate(times)]
-    reference = _hits(*reads)
-    decide_suppression(reference, {}, {}, WINDOW)
-    expected = {h.hit_id: h.suppressed for h in reference}
-    assert set(expected.values()) == {False, True}
-    on_arrival_differs = 0
-    for _ in range(30):
-        decided = _replay_in_random_order(rng, reads, use_watermark=True)
-        assert decided == expected
-        on_arrival_differs += _replay_in_random_order(rng, reads, use_watermark=False) != expected
-    assert on_arrival_differs > 0  # the case the watermark is for
-
-
-def _replay_in_random_order(
-    rng: random.Random, reads: list[tuple[str, datetime, int, int]], use_watermark: bool
-) -> dict[str, bool | None]:
-    queues = {p: [h for h in _hits(*reads) if h.passage.record.partition == p] for p in range(3)}
-    stored: list[Hit] = []
-    upto: dict[int, datetime] = {}
-    while any(queues.values()):
-        p = rng.choice([q for q in queues if queues[q]])
-        batch = [queues[p].pop(0) for _ in range(min(rng.randint(1, 6), len(queues[p])))]
-        upto[p] = batch[-1].observed_at
-        stored += batch
+    def mark(self, use_watermark: bool) -> datetime:
         if not use_watermark:
-            mark = COMPLETE
-        elif any(queues[q] and q not in upto for q in queues):
-            mark = NOTHING  # a partition that has stored nothing yet
-        else:  # an exhausted partition is idle
-            mark = min((upto[q] for q in queues if queues[q]), default=COMPLETE)
-        _decide(stored, batch, mark)
-    _decide(stored, [], COMPLETE)
-    return {h.hit_id: h.suppressed for h in stored}
+            return COMPLETE
+        wall = datetime(2030, 1, 1, tzinfo=UTC) + timedelta(seconds=self.clock)
+        return watermark(self.progress.values(), len(self.partitions), wall, TTL)
+
+    def recorded(self, work: list[Hit]) -> tuple[dict[str, bool | None], Earlier]:
+        """PostgresSink.stored_decisions: decisions of these ids, and stored dispatch-eligible predecessors."""
+        ids = {h.hit_id for h in work}
+        stored = {h.hit_id: self.rows[h.hit_id].suppressed for h in work if h.hit_id in self.rows}
+        earlier: Earlier = {}
+        for row in self.rows.values():
+            if row.dispatch and row.hit_id not in ids:
+                earlier.setdefault(row.key, []).append((row.observed_at, row.hit_id))
+        return stored, earlier
 
 
-def _decide(stored: list[Hit], batch: list[Hit], mark: datetime) -> None:
-    work = batch + [h for h in stored if h.suppressed is None and h not in batch and h.observed_at <= mark]
-    ids = {h.hit_id for h in work}
-    earlier: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
-    for h in stored:
-        if h.hit_id not in ids:
-            earlier.setdefault(h.key, []).append((h.observed_at, h.hit_id))
-    decide_suppression(work, {}, earlier, WINDOW, mark)
+def replay(world: World, rng: random.Random, use_watermark: bool, crashes: bool) -> dict[str, bool | None]:
+    ledger = Ledger(commit_interval=0.0, idle_after=0.0, idle_refresh=0.0)
+    wall = datetime(2030, 1, 1, tzinfo=UTC)
+    while any(world.committed[p] < len(records) for p, records in enumerate(world.partitions)):
+        world.clock += 1.0
+        if crashes and rng.random() < 0.08:
+            world.crash()  # the worker dies: everything not committed is read again by its successor
+            ledger.clear()
+        left = [p for p, records in enumerate(world.partitions) if world.position[p] < len(records)]
+        taken: dict[tuple[str, int], int] = {}
+        records: list[InRecord] = []
+        if left and rng.random() < 0.85:
+            p = rng.choice(left)
+            count = min(rng.randint(1, 5), len(world.partitions[p]) - world.position[p])
+            records = world.partitions[p][world.position[p] : world.position[p] + count]
+            world.position[p] += count
+            taken[(TOPIC, p)] = world.position[p]
+        result = classify(records, INDEX, POLICY, CAMERAS, NOW - timedelta(days=30), NOW + timedelta(days=1))
+        fresh = hits_of(result.passages, dispatch_of)
+        upto, _ = ledger.observe(taken, result.passages)
+        caught_up = {(TOPIC, p): world.position[p] >= len(world.partitions[p]) for p in range(len(world.partitions))}
+        claims = ledger.idle_claims(caught_up, {p for p, at in upto.items() if at is not None}, world.clock)
+        ledger.claimed(claims, world.clock)
+        # The store stage's transaction (sinks/store.py), on the in-memory database.
+        now = wall + timedelta(seconds=world.clock)
+        for p, at in upto.items():
+            old = world.progress.get(p)
+            best = (
+                at
+                if old is None or old.observed_upto is None or (at is not None and at > old.observed_upto)
+                else old.observed_upto
+            )
+            world.progress[p] = PartitionProgress(p, best, None, now)
+        for _, p in claims:
+            old = world.progress.get(p)
+            world.progress[p] = PartitionProgress(p, old.observed_upto if old else None, now, now)
+        copies = set()
+        for passage in result.passages:
+            source = world.passages.setdefault(passage.passage_id, (passage.record.partition, passage.record.offset))
+            if source != (passage.record.partition, passage.record.offset):
+                copies.add(passage.passage_id)
+        fresh = [h for h in fresh if h.passage.passage_id not in copies]
+        mark = world.mark(use_watermark)
+        due = due_held(ledger.pending(), mark, world.clock, hold_max_seconds=1e9)
+        stored, earlier = world.recorded(fresh + due.hits)
+        decisions = decide_alerts(fresh, due, stored, earlier, WINDOW, mark)
+        for hit in fresh:
+            world.rows.setdefault(hit.hit_id, hit)
+        for hit in decisions.updates:
+            world.rows[hit.hit_id].suppressed = hit.suppressed
+        ledger.decided(decisions.held)
+        ledger.add(taken, fresh, result.rejected, world.clock)
+        # The publish stage: one transaction per partition that is due (a crash may come before some of them).
+        for tp, release in ledger.due(world.clock).items():
+            if crashes and rng.random() < 0.05:
+                break
+            for item in release.items:
+                if item.hit is not None and item.hit.dispatch:
+                    assert item.hit.suppressed is not None, "only decided hits are published"
+                    world.published[item.hit.hit_id] += 1
+            world.committed[tp[1]] = release.offset
+            ledger.released(tp, release, world.clock)
+    return {hit_id: row.suppressed for hit_id, row in world.rows.items()}
 
 
-def test_the_outbox_commits_only_up_to_the_first_pending_read() -> None:
-    tp = TopicPartition("anpr.reads", 0)
-    a, b, c = _hits(
-        ("r1", NOW, 0, 4), ("r2", NOW + timedelta(minutes=20), 0, 7), ("r3", NOW + timedelta(hours=1), 0, 9)
+def recording(rng: random.Random) -> tuple[list[list[InRecord]], list[Hit]]:
+    """Reads of one listed car and of another on three partitions, each partition in event-time order, some reads
+    sent twice (into another partition too), and a read_id reused by another camera for another passage."""
+    times = sorted(NOW - timedelta(hours=2) + timedelta(seconds=rng.uniform(0, 7000)) for _ in range(40))
+    bodies = [(f"r{i}", rng.choice(["1-HGT-904", "1HGT9O4", "1-XYZ-111"]), at) for i, at in enumerate(times)]
+    bodies.append(("r0", "1-HGT-904", times[20]))  # the id of r0, reused later by another read of the car
+    partitions: list[list[InRecord]] = [[] for _ in range(PARTITIONS)]
+    values = []
+    for read_id, plate, at in sorted(bodies, key=lambda b: b[2]):
+        value = read(
+            read_id, plate, at=at, camera="LM-EISDEN" if read_id != "r0" or at != times[0] else "LM-SMEERMAAS-IN"
+        )
+        values.append(value)
+        targets = [rng.randrange(PARTITIONS)]
+        if rng.random() < 0.15:
+            targets.append(rng.randrange(PARTITIONS))  # a resend: the same read again, maybe elsewhere
+        for p in targets:
+            partitions[p].append(InRecord(TOPIC, p, len(partitions[p]), b"cam", value, 0))
+    unique = [InRecord(TOPIC, 0, i, b"cam", v, 0) for i, v in enumerate(values)]
+    reference = hits_of(
+        classify(unique, INDEX, POLICY, CAMERAS, NOW - timedelta(days=30), NOW + timedelta(days=1)).passages,
+        dispatch_of,
     )
-    a.suppressed, b.suppressed, c.suppressed = False, None, False
-    bad = InRecord("anpr.reads", 0, 8, None, b"{", 0)
-    outbox = Outbox()
-    outbox.add({tp: 12}, [a, b, c], [Rejection(bad, "malformed JSON")])
-    items, offset = outbox.releasable(tp)
-    assert [i.offset for i in items] == [4] and offset == 7  # r2 pending: its read is replayed after a crash
-    outbox.released(tp, len(items))
-    assert [item.hit for item in outbox.pending()] == [b]
-    b.suppressed = True
-    items, offset = outbox.releasable(tp)
-    assert [i.offset for i in items] == [7, 8, 9] and offset == 12
-    outbox.released(tp, len(items))
-    assert outbox.releasable(tp) == ([], 12)
-    outbox.keep_only(set())  # revoked: the new owner replays from the committed offset
-    assert outbox.releasable(tp) == ([], None)
+    decide_suppression(reference, {}, {}, WINDOW)
+    return partitions, reference
+
+
+def test_the_real_decision_path_equals_one_worker_in_event_time_order_whatever_the_arrival_crashes_and_resends() -> (
+    None
+):
+    """Every interleaving of the partitions, with the worker crashing anywhere (before a transaction, between two
+    partitions' transactions) and reads sent twice: the decisions equal deciding in event-time order, every
+    dispatch-eligible hit is published exactly once, and a read_id reused for another read keeps its own hit.
+    Deciding on arrival (no watermark) does not equal the reference."""
+    rng = random.Random(3)
+    on_arrival_differs = 0
+    for round_ in range(40):
+        partitions, reference = recording(rng)
+        expected = {h.hit_id: h.suppressed for h in reference}
+        assert set(expected.values()) == {False, True}
+        world = World(partitions)
+        assert replay(world, rng, use_watermark=True, crashes=round_ % 2 == 1) == expected
+        eligible = {h.hit_id for h in reference if h.dispatch}
+        assert world.published == Counter(dict.fromkeys(eligible, 1)), "every hit published, none twice"
+        on_arrival = World(recording(random.Random(round_))[0])
+        on_arrival_differs += replay(on_arrival, rng, use_watermark=False, crashes=False) != {
+            h.hit_id: h.suppressed for h in recording(random.Random(round_))[1]
+        }
+    assert on_arrival_differs > 0  # the case the watermark is for

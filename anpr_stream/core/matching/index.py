@@ -16,10 +16,10 @@ from itertools import combinations
 
 from rapidfuzz.distance import Levenshtein
 
-from anpr_stream.matching.segment import FIELD_SEP, MIN_FUZZY_LENGTH, Segment, to_microseconds
-from anpr_stream.plates import confusion_form, normalise
-from anpr_stream.policy import MatchPolicy
-from anpr_stream.watchlists.entry import WatchlistEntry
+from anpr_stream.core.entry import WatchlistEntry
+from anpr_stream.core.matching.segment import FIELD_SEP, MIN_FUZZY_LENGTH, Segment, to_microseconds
+from anpr_stream.core.plates import confusion_form, normalise
+from anpr_stream.core.policy import MatchPolicy
 
 KIND_ORDER = {"exact": 0, "ocr": 1, "fuzzy": 2, "pattern": 3}
 # Merge the newest segment into the one before it while that one is at most this many times larger.

@@ -8,9 +8,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from anpr_stream.plates import is_pattern as has_wildcards
-from anpr_stream.plates import normalise, normalise_pattern
-from anpr_stream.rfc3339 import parse_rfc3339
+from anpr_stream.core.plates import is_pattern as has_wildcards
+from anpr_stream.core.plates import normalise, normalise_pattern
+from anpr_stream.core.rfc3339 import parse_rfc3339
 
 ENTRY_FIELDS: tuple[str, ...] = (
     "entry_id",

@@ -23,8 +23,8 @@ from itertools import accumulate, combinations
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from anpr_stream.plates import confusion_form
-from anpr_stream.watchlists.entry import WatchlistEntry
+from anpr_stream.core.entry import WatchlistEntry
+from anpr_stream.core.plates import confusion_form
 
 # The entry's normalised plate must have at least this many characters for a fuzzy hit: shorter plates would
 # sit within distance 1 of far too much ordinary traffic.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from anpr_stream.matching.index import Match
+from anpr_stream.core.matching.index import Match
 
 # An exact read is as good as it gets. An OCR-equivalent or fuzzy hit on a read that fits no known plate format
 # is most likely a misread of the listed plate; the same hit on a read that is itself a well-formed plate may

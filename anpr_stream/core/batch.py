@@ -1,0 +1,112 @@
+"""One batch of records to passages, dead letters and matches: decode -> validate -> retention filter -> identity ->
+normalise -> match. A record that makes any step raise (a bug it found) is refused with the reason, never allowed to
+fail the batch: one message must not stop a partition."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from anpr_stream.core.identity import passage_id
+from anpr_stream.core.matching import Match, WatchlistIndex
+from anpr_stream.core.message import decode
+from anpr_stream.core.plates import confusion_form, normalise, plate_format
+from anpr_stream.core.policy import MatchPolicy
+from anpr_stream.core.readings import Reading
+from anpr_stream.core.record import InRecord
+
+# Camera clocks drift, but a read from the far future is a broken clock or forged input, not a passage.
+MAX_FUTURE_SKEW = timedelta(minutes=15)
+# Where a record was refused: its dead letter says so (header anpr-dlq-stage).
+VALIDATE, MATCH, STORE, PUBLISH = "validate", "match", "store", "publish"
+
+
+class CameraLookup(Protocol):
+    def get(self, camera_id: str) -> object | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    record: InRecord
+    reason: str
+    stage: str = VALIDATE
+
+
+@dataclass(slots=True)
+class Passage:
+    record: InRecord
+    reading: Reading
+    passage_id: str
+    plate_norm: str
+    plate_class: str
+    plate_format: str | None
+    camera_known: bool
+    matches: list[Match] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class BatchResult:
+    passages: list[Passage] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    expired: int = 0  # valid reads already past the retention horizon: not stored
+    duplicates: int = 0  # copies of a read already in this batch (at-least-once delivery): stored and alerted once
+
+
+def internal_error(stage: str, exc: BaseException) -> str:
+    return f"internal error in stage {stage} ({type(exc).__name__}: {exc}); the read is kept here for a fix and replay"
+
+
+def classify(
+    records: Sequence[InRecord],
+    index: WatchlistIndex,
+    policy: MatchPolicy,
+    cameras: CameraLookup,
+    horizon: datetime,
+    now: datetime,
+) -> BatchResult:
+    """Classify and match one batch. `horizon`: reads observed before it are past retention; `now`: the caller's
+    clock, for the future-skew check."""
+    result = BatchResult()
+    latest = now + MAX_FUTURE_SKEW
+    seen: set[str] = set()
+    for record in records:
+        try:
+            reading = decode(record)
+        except Exception as exc:  # contained: the record is refused, the batch goes on
+            result.rejected.append(Rejection(record, internal_error(VALIDATE, exc)))
+            continue
+        if isinstance(reading, str):
+            result.rejected.append(Rejection(record, reading))
+            continue
+        observed = reading.observed_at
+        if observed > latest:
+            result.rejected.append(Rejection(record, f"observed_at {observed.isoformat()} is in the future"))
+            continue
+        if observed < horizon:
+            result.expired += 1
+            continue
+        try:
+            norm = normalise(reading.plate)
+            identity = str(passage_id(reading.read_id, reading.camera_id, observed, norm))
+            if identity in seen:
+                result.duplicates += 1
+                continue
+            passage = Passage(
+                record=record,
+                reading=reading,
+                passage_id=identity,
+                plate_norm=norm,
+                plate_class=confusion_form(norm),
+                plate_format=plate_format(norm, reading.country),
+                camera_known=cameras.get(reading.camera_id) is not None,
+            )
+            if len(index):
+                passage.matches = index.match(norm, observed, policy)
+        except Exception as exc:
+            result.rejected.append(Rejection(record, internal_error(MATCH, exc), MATCH))
+            continue
+        seen.add(identity)
+        result.passages.append(passage)
+    return result

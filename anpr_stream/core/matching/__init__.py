@@ -1,0 +1,7 @@
+"""Pure matching core: the immutable watchlist index, the matcher and hit scoring."""
+
+from anpr_stream.core.matching.index import KIND_ORDER, Match, WatchlistIndex
+from anpr_stream.core.matching.scoring import score_match
+from anpr_stream.core.matching.segment import MIN_FUZZY_LENGTH
+
+__all__ = ["KIND_ORDER", "MIN_FUZZY_LENGTH", "Match", "WatchlistIndex", "score_match"]

@@ -1,0 +1,38 @@
+"""Passage and hit identities (core/identity.py): derived alike everywhere, one per read, distinct for a reused id."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from anpr_stream.core.identity import epoch_micros, hit_id, passage_id, read_hit_id
+from tests.unit.fixtures import body
+
+AT = datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def test_the_same_read_has_one_identity_in_any_utc_offset() -> None:
+    local = AT.astimezone(timezone(timedelta(hours=1)))
+    assert passage_id("r1", "CAM", AT, "1ABC123") == passage_id("r1", "CAM", local, "1ABC123")
+    assert epoch_micros(AT) == int(AT.replace(microsecond=0).timestamp()) * 1_000_000 + 123_456
+
+
+def test_a_reused_read_id_is_another_passage() -> None:
+    first = passage_id("r1", "CAM", AT, "1ABC123")
+    others = {
+        passage_id("r1", "CAM-2", AT, "1ABC123"),
+        passage_id("r1", "CAM", AT + timedelta(microseconds=1), "1ABC123"),
+        passage_id("r1", "CAM", AT, "1ABC124"),
+        passage_id("r1C", "AM", AT, "1ABC123"),  # fields cannot slide into each other
+    }
+    assert first not in others and len(others) == 4
+
+
+def test_hit_ids_are_deterministic_and_distinct() -> None:
+    p, q = passage_id("r1", "CAM", AT, "1ABC123"), passage_id("r2", "CAM", AT, "1ABC123")
+    assert hit_id(p, "SV-1") == hit_id(str(p), "SV-1")
+    assert len({hit_id(p, "SV-1"), hit_id(p, "SV-2"), hit_id(q, "SV-1")}) == 3
+
+
+def test_a_consumer_computes_a_hit_id_from_the_read_as_sent() -> None:
+    read = body("r1", "1 hgt 904", AT.astimezone(timezone(timedelta(hours=-3))), camera="CAM")
+    assert read_hit_id(read, "SV-1") == str(hit_id(passage_id("r1", "CAM", AT, "1HGT904"), "SV-1"))
