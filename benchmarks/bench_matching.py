@@ -26,10 +26,10 @@ import orjson
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
-from anpr_stream.matching import WatchlistIndex
-from anpr_stream.plates import confusion_form, normalise
-from anpr_stream.plates.synthetic import ZONE_TRAFFIC_MIX, synthetic_plate
-from anpr_stream.policy import MatchPolicy
+from anpr_stream.core.matching import WatchlistIndex
+from anpr_stream.core.plates import confusion_form, normalise
+from anpr_stream.core.plates.synthetic import ZONE_TRAFFIC_MIX, synthetic_plate
+from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.watchlists import WatchlistEntry
 
 LISTS = ("stolen_vehicle", "itinerant_gang", "biker_club")

@@ -39,10 +39,10 @@ import orjson
 from anpr_stream.api.passage_queries import Key, candidate_plates, cotravellers, passages_page, route
 from anpr_stream.api.plate_query import fuzzy_form, fuzzy_like_patterns, like_pattern
 from anpr_stream.cameras import CameraRegistry
+from anpr_stream.core.plates import confusion_form, normalise, plate_format
+from anpr_stream.core.plates.synthetic import ZONE_TRAFFIC_MIX, synthetic_plate
 from anpr_stream.devinfra import endpoints
 from anpr_stream.devinfra.process import stop_children
-from anpr_stream.plates import confusion_form, normalise, plate_format
-from anpr_stream.plates.synthetic import ZONE_TRAFFIC_MIX, synthetic_plate
 from anpr_stream.retention.policy import DataClass, preset
 from anpr_stream.retention.purge import purge
 from anpr_stream.sinks.migrate import migrate

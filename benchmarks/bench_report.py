@@ -43,14 +43,15 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.commands.replay import Progress, read_lines, replay
+from anpr_stream.core.batch import classify
+from anpr_stream.core.hits import hits_of
+from anpr_stream.core.matching import WatchlistIndex
+from anpr_stream.core.policy import MatchPolicy
+from anpr_stream.core.record import InRecord
 from anpr_stream.devinfra import endpoints
 from anpr_stream.devinfra.kafka import LocalKafka
 from anpr_stream.devinfra.paths import state_dir
 from anpr_stream.devinfra.process import stop_children
-from anpr_stream.matching import WatchlistIndex
-from anpr_stream.policy import MatchPolicy
-from anpr_stream.stream.hits import hits_of
-from anpr_stream.stream.process import InRecord, process_batch
 from anpr_stream.traffic import generate, plant_watchlist
 from anpr_stream.traffic.output import write_reads, write_watchlist
 from anpr_stream.watchlists import load_watchlists
@@ -174,7 +175,7 @@ def match_stage(
     horizon = now - timedelta(days=365)
     hits = 0
     for start in range(0, len(records), BATCH):
-        result = process_batch(records[start : start + BATCH], index, policy, cameras, horizon, now)
+        result = classify(records[start : start + BATCH], index, policy, cameras, horizon, now)
         hits += len(hits_of(result.passages, lambda name: policy.for_list(name).dispatch))
     return hits
 
@@ -555,7 +556,7 @@ def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[
     out += [
         "## Match-stage cost against watchlist size",
         "",
-        "In process: the worker's pure match stage (`process_batch` + `hits_of`, batches of 2,000) on synthetic "
+        "In process: the worker's pure match stage (`classify` + `hits_of`, batches of 2,000) on synthetic "
         "reads (1% OCR misreads of listed plates) against synthetic lists in the zone's plate formats; median of 3.",
         "",
         "| entries | policy | × cost at the smallest list | µs/read | reads/s | hits/read | index build s |",
@@ -612,7 +613,7 @@ def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[
         "previous one stopped). The worker runs with its defaults (policy `default=fuzzy:0`, batches of 2,000) as "
         "a subprocess; its progress comes from `anpr_reads_total` on its metrics endpoint every 0.25 s.",
         "- The faust baseline (`benchmarks/faust_agent_baseline.py`): `@app.agent(topic)`, `async for value in "
-        "stream`, concurrency 1, faust's own offset commits; per read `process_batch` on a batch of one and "
+        "stream`, concurrency 1, faust's own offset commits; per read `classify` on a batch of one and "
         "`hits_of` (the worker's match-stage work, same index and policy). The *INSERT* variant then writes the "
         "passage with one autocommitted `INSERT ... ON CONFLICT DO NOTHING` (its own schema); neither variant "
         "stores hits nor publishes anything.",

@@ -4,7 +4,7 @@
         --watchlist A.csv [B.csv ...] [--policy P] [--database-url URL] [--datadir DIR]
 
 What a naive implementation looks like: `@app.agent(topic)` with `async for value in stream` (concurrency 1, faust's
-own offset commits), and per read exactly what the worker's match stage does for a batch: `process_batch` on a
+own offset commits), and per read exactly what the worker's match stage does for a batch: `classify` on a
 batch of one (size check, orjson, JSON Schema, `reading_from_mapping`, future/retention checks, normalise,
 confusion class, plate format, camera lookup, `index.match` on the same WatchlistIndex and policy) and `hits_of`.
 With --database-url each passage is then written with one autocommitted INSERT per read; hits (a few per ten
@@ -27,11 +27,12 @@ import faust
 import orjson
 
 from anpr_stream.cameras import CameraRegistry
-from anpr_stream.matching import WatchlistIndex
-from anpr_stream.policy import MatchPolicy
+from anpr_stream.core.batch import classify
+from anpr_stream.core.hits import hits_of
+from anpr_stream.core.matching import WatchlistIndex
+from anpr_stream.core.policy import MatchPolicy
+from anpr_stream.core.record import InRecord
 from anpr_stream.retention import preset
-from anpr_stream.stream.hits import hits_of
-from anpr_stream.stream.process import InRecord, process_batch
 from anpr_stream.watchlists import load_watchlists
 
 PROGRESS_EVERY = 500
@@ -80,7 +81,7 @@ def build_app(args: argparse.Namespace) -> faust.App:
             message = event.message
             stamp_ms = int(message.timestamp * 1000)
             record = InRecord(message.topic, message.partition, message.offset, event.key, value, stamp_ms)
-            result = process_batch([record], index, policy, cameras, retention.passage_horizon(now), now)
+            result = classify([record], index, policy, cameras, retention.passage_horizon(now), now)
             hits = hits_of(result.passages, lambda name: policy.for_list(name).dispatch)
             if conn is not None:
                 for p in result.passages:

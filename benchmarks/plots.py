@@ -95,7 +95,7 @@ def watchlist_size(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
             ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=policy, color=colour, lw=1.8)
     ax.set_xscale("log")
     ax.set_xlabel("watchlist entries (synthetic plates in the zone's formats)")
-    ax.set_ylabel("µs per read (process_batch, in process)")
+    ax.set_ylabel("µs per read (classify, in process)")
     ax.set_ylim(bottom=0)
     ax.set_title("Match-stage cost against watchlist size")
     ax.grid(True, which="both", alpha=0.3)
