@@ -102,7 +102,7 @@ class Settings:
     alert_hold_max_seconds: float = 30.0
     # The pipeline consumer's group session: a dead worker's partitions move on after this (<= 10 s, >= the broker's
     # group.min.session.timeout.ms, 6 s by default).
-    session_timeout_seconds: float = 10.0
+    session_timeout_seconds: float = 8.0
     # Static group membership (KIP-345) under ANPR_WORKER_ID: a restarted worker takes its partitions back at once.
     static_membership: bool = True
     # A produce or transaction request the broker does not answer fails after this (the session then restarts).
@@ -142,7 +142,7 @@ class Settings:
             partitions_ahead_days=_int(env, "ANPR_PARTITIONS_AHEAD_DAYS", 3),
             idle_partition_seconds=_float(env, "ANPR_IDLE_PARTITION_SECONDS", 2.0),
             alert_hold_max_seconds=_float(env, "ANPR_ALERT_HOLD_MAX_SECONDS", 30.0),
-            session_timeout_seconds=_float(env, "ANPR_SESSION_TIMEOUT_SECONDS", 10.0),
+            session_timeout_seconds=_float(env, "ANPR_SESSION_TIMEOUT_SECONDS", 8.0),
             static_membership=_bool(env, "ANPR_STATIC_MEMBERSHIP", True),
             kafka_request_timeout_seconds=_float(env, "ANPR_KAFKA_REQUEST_TIMEOUT_SECONDS", 10.0),
             shutdown_seconds=_float(env, "ANPR_SHUTDOWN_SECONDS", 10.0),

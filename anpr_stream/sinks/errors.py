@@ -4,8 +4,16 @@ missing table: an operator's fix)."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 import asyncpg
 from asyncpg.exceptions import _base as asyncpg_base
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # SQLSTATE classes that mean "the server or the connection is unavailable", or a conflict that a retry resolves:
 # 08 connection exception, 40 transaction rollback (serialization failure, deadlock), 53 insufficient resources,
@@ -47,3 +55,19 @@ def describe(exc: BaseException) -> str:
     state = _sqlstate(exc)
     text = str(exc).strip() or type(exc).__name__
     return f"the database refused the read ({type(exc).__name__}{f' SQLSTATE {state}' if state else ''}: {text})"
+
+
+async def retrying(operation: Callable[[], Awaitable[T]], max_delay: float, on_retry: Callable[[], None]) -> T:
+    """Retry through connection failures with capped exponential backoff (the caller waits meanwhile: consumption
+    stops); whatever else fails is raised."""
+    delay = 0.1
+    while True:
+        try:
+            return await operation()
+        except Exception as exc:
+            if not db_retriable(exc):
+                raise
+            on_retry()
+            log.warning("database unavailable (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_delay)

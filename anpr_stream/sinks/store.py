@@ -181,4 +181,15 @@ class BatchStore:
             await self.sink.write_hits(conn, fresh, detected_at)
             await self.sink.decide(conn, decisions.updates, detected_at)
             stored.held, stored.forced, stored.mark = decisions.held, len(decisions.forced), mark
-            return stored
+        if decisions.forced and commit:
+            log.warning(
+                "%d alerts held %.0f s without the watermark reaching them: decided with the hits stored so far. "
+                "Partition %s of %s holds the watermark at %s (its owner stalled, or a camera on it whose clock runs "
+                "behind)",
+                len(decisions.forced),
+                self.hold_max_seconds,
+                self.progress.holder,
+                self.progress.topic,
+                mark.isoformat(),
+            )
+        return stored

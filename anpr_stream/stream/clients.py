@@ -3,12 +3,18 @@ transactional producers, with the timeouts that bound failover."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 import socket
+from collections.abc import Awaitable
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from anpr_stream.config import Settings
+
+log = logging.getLogger(__name__)
 
 
 def worker_id() -> str:
@@ -26,7 +32,8 @@ def pipeline_consumer(settings: Settings) -> AIOKafkaConsumer:
         # waiting out its dead predecessor's session; a worker gone for good is replaced after the session timeout.
         group_instance_id=worker_id() if settings.static_membership else None,
         session_timeout_ms=int(settings.session_timeout_seconds * 1000),
-        heartbeat_interval_ms=max(100, int(settings.session_timeout_seconds * 1000) // 5),
+        # A survivor learns of a rebalance at its next heartbeat: frequent, so that takeover follows expiry closely.
+        heartbeat_interval_ms=max(100, int(settings.session_timeout_seconds * 1000) // 10),
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         isolation_level="read_committed",
@@ -55,3 +62,33 @@ def partition_producer(settings: Settings, transactional_id: str) -> AIOKafkaPro
         # A broker that went away fails a transaction in seconds, not after the 40 s default: the session restarts.
         request_timeout_ms=int(settings.kafka_request_timeout_seconds * 1000),
     )
+
+
+async def caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition, taken: bool) -> bool:
+    """Nothing left to read in the partition (or this batch took from it: then only its validity says it is idle)."""
+    end = consumer.last_stable_offset(tp)
+    return end is not None and (taken or await consumer.position(tp) >= end)
+
+
+async def bounded(operation: Awaitable[None], seconds: float, what: str) -> None:
+    """A client's close waits on the broker (a LeaveGroup, a transaction's end): never longer than this."""
+    try:
+        await asyncio.wait_for(operation, seconds)
+    except TimeoutError:
+        log.warning("%s took longer than %.0f s; given up", what, seconds)
+    except KafkaError as exc:
+        log.warning("%s failed: %r", what, exc)
+    except asyncio.CancelledError:
+        # aiokafka's stop() re-raises the cancellation of its own fetch task (seen with the broker gone); ours is
+        # passed on.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("%s was cut short by a client task's cancellation", what)
+
+
+def generation(consumer: AIOKafkaConsumer) -> int:
+    """The consumer group generation this worker is in (aiokafka keeps it on its coordinator; -1 between
+    generations). Written with the partitions' progress so that a zombie cannot claim a partition idle."""
+    coordinator = getattr(consumer, "_coordinator", None)
+    return int(getattr(coordinator, "generation", -1))

@@ -42,7 +42,7 @@ from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.core.record import InRecord
 from anpr_stream.core.sensor import Sensor
 from anpr_stream.core.watermark import COMPLETE, NOTHING
-from anpr_stream.sinks.errors import db_retriable
+from anpr_stream.sinks.errors import retrying
 from anpr_stream.sinks.postgres import PostgresSink
 from anpr_stream.sinks.progress import ReadProgress
 from anpr_stream.sinks.store import BatchStore, StoreBatch, Stored
@@ -164,15 +164,15 @@ class ReadPipeline:
                 await self._consume(consumer, producers)
             finally:
                 self._session_over.set()  # a rebalance listener still waiting for in-flight batches gives up
-                await _bounded(consumer.stop(), self.settings.shutdown_seconds, "stopping the consumer")
+                await clients.bounded(consumer.stop(), self.settings.shutdown_seconds, "stopping the consumer")
         finally:
             self._session_over.set()
-            await _bounded(producers.close(), self.settings.shutdown_seconds, "closing the partition producers")
+            await clients.bounded(producers.close(), self.settings.shutdown_seconds, "closing the partition producers")
 
     async def _taken_over(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:
         """The partition is ours (fenced, seeked): end the previous owner's idle claim on it; whatever this worker
         still held of it (from an earlier assignment) is read again from the committed offset."""
-        generation = _generation(consumer)
+        generation = clients.generation(consumer)
 
         async def write() -> None:
             async with self.sink.pool.acquire() as conn:
@@ -225,16 +225,18 @@ class ReadPipeline:
                 # Records of a partition not yet fenced and seeked by the listener are dropped: its seek re-reads them.
                 batch = {tp: rs for tp, rs in fetched.items() if rs and tp in producers.ready}
                 now = time.monotonic()
-                prepared = self.prepare(batch, _generation(consumer), self._partitions(consumer)) if batch else None
+                prepared = (
+                    self.prepare(batch, clients.generation(consumer), self._partitions(consumer)) if batch else None
+                )
                 active = {p for p, at in prepared.upto.items() if at is not None} if prepared else set()
-                caught_up = {tp: await _caught_up(consumer, tp, tp in batch) for tp in producers.ready}
+                caught_up = {tp: await clients.caught_up(consumer, tp, tp in batch) for tp in producers.ready}
                 claims = self.ledger.idle_claims(caught_up, active, now)
                 if prepared is None and (
                     claims
                     or now - last_sent >= (TICK_SECONDS if self.ledger.pending() else OFFSET_COMMIT_INTERVAL_SECONDS)
                 ):
                     # A tick: decide held hits as the watermark moves, claim idle partitions, commit offsets.
-                    prepared = Prepared(BatchResult(), [], {}, _generation(consumer), self._partitions(consumer))
+                    prepared = Prepared(BatchResult(), [], {}, clients.generation(consumer), self._partitions(consumer))
                 if prepared is not None:
                     prepared.idle = claims
                     self.ledger.claimed(claims, now)
@@ -326,16 +328,6 @@ class ReadPipeline:
             self.sensor.on_duplicates(stored.copies)
         if stored.forced:
             self.sensor.on_forced(stored.forced)
-            log.warning(
-                "%d alerts held %.0f s without the watermark reaching them: decided with the hits stored so far. "
-                "Partition %s of %s holds the watermark at %s (its owner stalled, or a camera on it whose clock runs "
-                "behind)",
-                stored.forced,
-                self.settings.alert_hold_max_seconds,
-                self.progress.holder,
-                self.settings.topics.reads,
-                stored.mark.isoformat() if stored.mark else "?",
-            )
         lag = None
         if stored.mark is not None and NOTHING < stored.mark < COMPLETE:
             lag = (datetime.now(UTC) - stored.mark).total_seconds()
@@ -391,38 +383,4 @@ class ReadPipeline:
         self.sensor.on_published([item.hit for item in release.items if item.hit is not None], datetime.now(UTC))
 
     async def _db(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Retry through connection failures with capped exponential backoff; consumption waits meanwhile."""
-        delay = 0.1
-        while True:
-            try:
-                return await operation()
-            except Exception as exc:
-                if not db_retriable(exc):
-                    raise
-                self.sensor.on_db_retry()
-                log.warning("database unavailable (%s: %s); retrying in %.1f s", type(exc).__name__, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.settings.db_retry_max_seconds)
-
-
-async def _caught_up(consumer: AIOKafkaConsumer, tp: TopicPartition, taken: bool) -> bool:
-    """Nothing left to read in the partition (or this batch took from it: then only its validity says it is idle)."""
-    end = consumer.last_stable_offset(tp)
-    return end is not None and (taken or await consumer.position(tp) >= end)
-
-
-async def _bounded(operation: Awaitable[None], seconds: float, what: str) -> None:
-    """A client's close waits on the broker (a LeaveGroup, a transaction's end): never longer than this."""
-    try:
-        await asyncio.wait_for(operation, seconds)
-    except TimeoutError:
-        log.warning("%s took longer than %.0f s; given up", what, seconds)
-    except KafkaError as exc:
-        log.warning("%s failed: %r", what, exc)
-
-
-def _generation(consumer: AIOKafkaConsumer) -> int:
-    """The consumer group generation this worker is in (aiokafka keeps it on its coordinator; -1 between
-    generations). Written with the partitions' progress so that a zombie cannot claim a partition idle."""
-    coordinator = getattr(consumer, "_coordinator", None)
-    return int(getattr(coordinator, "generation", -1))
+        return await retrying(operation, self.settings.db_retry_max_seconds, self.sensor.on_db_retry)

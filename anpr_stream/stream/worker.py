@@ -178,12 +178,13 @@ class Worker:
             task.cancel()
         if self._tasks:
             await asyncio.wait(self._tasks, timeout=max(0.5, deadline - loop.time()))
-        with contextlib.suppress(Exception):
+        # aiokafka's stop() can re-raise the cancellation of its own fetch task (broker gone): not ours, suppressed.
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await asyncio.wait_for(self.feed.stop(), max(0.5, deadline - loop.time()))
         if self.pool is not None:
             try:
                 await asyncio.wait_for(self.pool.close(), max(0.5, deadline - loop.time()))
-            except Exception:
+            except (Exception, asyncio.CancelledError):
                 self.pool.terminate()
         log.info("worker stopped")
 

@@ -42,7 +42,7 @@ def test_failover_settings_are_bounded() -> None:
     env = {"ANPR_KAFKA_BOOTSTRAP": "k:9092", "ANPR_DATABASE_URL": "postgresql://db/anpr"}
     settings = Settings.from_env(env)
     assert (settings.session_timeout_seconds, settings.static_membership, settings.db_retry_max_seconds) == (
-        10.0,
+        8.0,
         True,
         1.0,
     )
