@@ -160,13 +160,11 @@ class ReadPipeline:
         consumer.subscribe([self.settings.topics.reads], listener=producers)
         try:
             await consumer.start()
-            try:
-                await self._consume(consumer, producers)
-            finally:
-                self._session_over.set()  # a rebalance listener still waiting for in-flight batches gives up
-                await clients.bounded(consumer.stop(), self.settings.shutdown_seconds, "stopping the consumer")
+            await self._consume(consumer, producers)
         finally:
-            self._session_over.set()
+            self._session_over.set()  # a rebalance listener still waiting for in-flight batches gives up
+            # Stopped even when start() failed (no broker): its connections close.
+            await clients.bounded(consumer.stop(), self.settings.shutdown_seconds, "stopping the consumer")
             await clients.bounded(producers.close(), self.settings.shutdown_seconds, "closing the partition producers")
 
     async def _taken_over(self, consumer: AIOKafkaConsumer, tp: TopicPartition) -> None:

@@ -30,8 +30,8 @@ def wanted_topics(settings: Settings, replication: int = 1) -> list[NewTopic]:
 
 async def ensure_topics(settings: Settings) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="anpr-stream-admin")
-    await admin.start()
     try:
+        await admin.start()  # inside: a start that fails (no broker yet) still closes what it opened
         existing = set(await admin.list_topics())
         missing = [topic for topic in wanted_topics(settings) if topic.name not in existing]
         if missing:

@@ -297,8 +297,8 @@ async def check(ns: Namespace, list_csv: str, timeout: float = 180) -> dict[str,
 async def committed_offsets(ns: Namespace) -> dict[int, int]:
     """The consumer group's committed offset per partition of the reads topic (-1: none yet)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=ns.infra.kafka_bootstrap, request_timeout_ms=3000)
-    await admin.start()
     try:
+        await admin.start()
         found = await admin.list_consumer_group_offsets(ns.env["ANPR_CONSUMER_GROUP"])
         return {tp.partition: meta.offset for tp, meta in found.items() if tp.topic == ns.reads}
     finally:
