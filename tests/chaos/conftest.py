@@ -44,11 +44,7 @@ class Servers:
     infra: Infra
 
     def kill_broker(self) -> None:
-        pid = self.kafka.running_pid()
-        assert pid is not None, "the broker is not running"
-        os.kill(pid, signal.SIGKILL)
-        while process.pid_alive(pid):
-            time.sleep(0.02)
+        _kill(self.kafka.running_pid())
 
     def restart_broker(self, timeout: float = 90.0) -> float:
         """Start the broker again; returns the monotonic time it first answered a real request (describe cluster,
@@ -72,11 +68,7 @@ class Servers:
                 "-cp", f"{self.kafka.libs}/*", "kafka.Kafka", str(self.kafka.home / "server.properties")]  # fmt: skip
 
     def kill_postmaster(self) -> None:
-        pid = self.postgres.running_pid()
-        assert pid is not None, "PostgreSQL is not running"
-        os.kill(pid, signal.SIGKILL)
-        while process.pid_alive(pid):
-            time.sleep(0.02)
+        _kill(self.postgres.running_pid())
 
     def restart_postgres(self, timeout: float = 60.0) -> float:
         """Start PostgreSQL again (its orphaned backends exit when they notice the postmaster is gone: until then
@@ -91,6 +83,13 @@ class Servers:
                     raise
                 time.sleep(0.2)
         return asyncio.run(_first_connection(self.infra.database_url, deadline))
+
+
+def _kill(pid: int | None) -> None:
+    assert pid is not None, "the server is not running"
+    os.kill(pid, signal.SIGKILL)
+    while process.pid_alive(pid):
+        time.sleep(0.02)
 
 
 async def _broker_answers(bootstrap: str) -> bool:

@@ -163,24 +163,17 @@ async def test_sigkill_of_the_worker(chaos_ns: Namespace) -> None:
     record("worker", await run_scenario(chaos_ns, 1, faults))
 
 
-async def test_sigkill_of_the_broker(chaos_ns: Namespace, servers: Servers) -> None:
+@pytest.mark.parametrize("server", ["broker", "postgres"])
+async def test_sigkill_of_a_server(chaos_ns: Namespace, servers: Servers, server: str) -> None:
+    kill = kill_broker if server == "broker" else kill_postmaster
+
     async def faults(ns: Namespace, stored: Progress, workers: list[subprocess.Popen[bytes]]) -> dict[str, float]:
         await asyncio.sleep(4)
-        resumed = await kill_broker(servers, stored)
+        resumed = await kill(servers, stored)
         await asyncio.sleep(4)
-        return {"broker restart": resumed}
+        return {f"{server} restart": resumed}
 
-    record("broker", await run_scenario(chaos_ns, 2, faults))
-
-
-async def test_sigkill_of_the_postmaster(chaos_ns: Namespace, servers: Servers) -> None:
-    async def faults(ns: Namespace, stored: Progress, workers: list[subprocess.Popen[bytes]]) -> dict[str, float]:
-        await asyncio.sleep(4)
-        resumed = await kill_postmaster(servers, stored)
-        await asyncio.sleep(4)
-        return {"postgres restart": resumed}
-
-    record("postgres", await run_scenario(chaos_ns, 3, faults))
+    record(server, await run_scenario(chaos_ns, 2, faults))
 
 
 async def test_every_fault_in_one_run(chaos_ns: Namespace, servers: Servers) -> None:
