@@ -75,7 +75,11 @@ async def measure(env: dict[str, str], rate: int, seconds: float, plates: Plates
 
 async def failover(env: dict[str, str], rate: int, plates: Plates, cameras: int) -> dict[str, Any]:
     """Two workers with the hold; the second SIGKILLed 5 s into 40 s of load: latency of the alerts after it."""
-    procs = [bp.start_worker(env, RESULTS / f"hold-failover-{n}.log") for n in range(2)]
+    # Each its own ANPR_WORKER_ID: the id is the worker's static group membership.
+    procs = [
+        bp.start_worker({**env, "ANPR_WORKER_ID": f"{env['ANPR_WORKER_ID']}-{n}"}, RESULTS / f"hold-failover-{n}.log")
+        for n in range(2)
+    ]
     try:
         await asyncio.sleep(15)  # both in the group, partitions spread
         task = asyncio.create_task(

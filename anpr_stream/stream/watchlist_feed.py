@@ -51,8 +51,12 @@ class WatchlistFeed:
         """Read the topic from the beginning up to its current end; the index is complete when this returns."""
         self._consumer = await open_from_beginning(self.bootstrap, self.topic)
         state: dict[str, WatchlistEntry] = {}
-        async for record in records_to_end(self._consumer):
-            self._apply_to(state, record)
+        try:
+            async for record in records_to_end(self._consumer):
+                self._apply_to(state, record)
+        except BaseException:  # the broker went away mid-load: the caller starts again from the beginning
+            await self.stop()
+            raise
         self.index = WatchlistIndex.build(state.values())
         metrics.WATCHLIST_ENTRIES.set(len(self.index))
         log.info("watchlist loaded: %d entries from %s", len(self.index), self.topic)
