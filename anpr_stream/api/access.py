@@ -31,6 +31,7 @@ class User:
     role: Role
     camera_scope: frozenset[str] | None = None  # None: every camera
     covert: bool = False  # may see covert lists' details (investigators only)
+    user_id: int | None = None  # api_users.user_id: what audit rows tie the user by (names are never reused)
 
     def sees_camera(self, camera_id: str) -> bool:
         return self.camera_scope is None or camera_id in self.camera_scope
