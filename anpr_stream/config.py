@@ -109,6 +109,13 @@ class Settings:
     kafka_request_timeout_seconds: float = 10.0
     # SIGTERM: the worker finishes and commits what it can for this long, then stops whatever it was waiting for.
     shutdown_seconds: float = 10.0
+    # Failed authentications per source address (or per user, for a known token that is revoked or expired) within
+    # one window before the API answers 429 for the rest of it (0: no limit); counted in memory, per API process.
+    auth_max_failures: int = 10
+    auth_window_seconds: float = 60.0
+    # Addresses and users counted at once; past this the oldest window is dropped (an attacker with many addresses
+    # must not exhaust the API's memory).
+    auth_tracked_max: int = 10_000
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -146,6 +153,9 @@ class Settings:
             static_membership=_bool(env, "ANPR_STATIC_MEMBERSHIP", True),
             kafka_request_timeout_seconds=_float(env, "ANPR_KAFKA_REQUEST_TIMEOUT_SECONDS", 10.0),
             shutdown_seconds=_float(env, "ANPR_SHUTDOWN_SECONDS", 10.0),
+            auth_max_failures=_int(env, "ANPR_AUTH_MAX_FAILURES", 10),
+            auth_window_seconds=_float(env, "ANPR_AUTH_WINDOW_SECONDS", 60.0),
+            auth_tracked_max=_int(env, "ANPR_AUTH_TRACKED_MAX", 10_000, minimum=1),
         )
         if not 6.0 <= settings.session_timeout_seconds <= 300.0:
             raise ConfigError("ANPR_SESSION_TIMEOUT_SECONDS must be between 6 and 300 (the broker's group limits)")
@@ -153,6 +163,7 @@ class Settings:
             ("ANPR_DB_RETRY_MAX_SECONDS", settings.db_retry_max_seconds),
             ("ANPR_KAFKA_REQUEST_TIMEOUT_SECONDS", settings.kafka_request_timeout_seconds),
             ("ANPR_SHUTDOWN_SECONDS", settings.shutdown_seconds),
+            ("ANPR_AUTH_WINDOW_SECONDS", settings.auth_window_seconds),
         ):
             if value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value:g}")
@@ -163,6 +174,24 @@ class Settings:
         out = {f.name: str(getattr(self, f.name)) for f in fields(self)}
         out["database_url"] = mask_url(self.database_url)
         return out
+
+
+# A token's default lifetime by role (ANPR_TOKEN_DAYS_<ROLE>): the roles that reach camera data work shifts and are
+# re-issued a token monthly; the DPO's quarterly audit work needs one less often; an admin token is the most powerful
+# and the least used, so it ends soonest. A role not listed here gets DEFAULT_TOKEN_DAYS.
+TOKEN_DAYS = {"dispatcher": 30, "investigator": 30, "dpo": 90, "admin": 7}
+DEFAULT_TOKEN_DAYS = 30
+MAX_TOKEN_DAYS = 365
+
+
+def token_lifetime(role: str, env: Mapping[str, str] | None = None) -> timedelta:
+    """How long a token issued to `role` lasts unless the issuer says otherwise (`users add --expires-in`)."""
+    env = os.environ if env is None else env
+    name = f"ANPR_TOKEN_DAYS_{role.upper()}"
+    days = _int(env, name, TOKEN_DAYS.get(role, DEFAULT_TOKEN_DAYS), minimum=1)
+    if days > MAX_TOKEN_DAYS:
+        raise ConfigError(f"{name} must be at most {MAX_TOKEN_DAYS} days, got {days}")
+    return timedelta(days=days)
 
 
 def mask_url(url: str) -> str:
