@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from anpr_stream import __version__
-from anpr_stream.api import hits
+from anpr_stream.api import hits, session
 from anpr_stream.api.access import Role
 from anpr_stream.api.context import CallDep, Services, audit, error_responses, services
 from anpr_stream.api.users import authenticate
@@ -147,6 +147,6 @@ def create_app(settings: Settings, routers: tuple[APIRouter, ...] = ()) -> FastA
     app.add_exception_handler(RequestValidationError, _invalid_request)
     for error in UNSTORABLE_TEXT:
         app.add_exception_handler(error, _unstorable_text)
-    for router in (general, hits.router, *routers):
+    for router in (general, hits.router, session.router, *routers):
         app.include_router(router)
     return app

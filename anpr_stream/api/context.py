@@ -4,9 +4,9 @@ written for every request, allowed or denied, before any data leaves the service
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import asyncpg
@@ -15,7 +15,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from anpr_stream.api.access import Denied, Grant, Justification, User, check_request, decide
-from anpr_stream.api.users import authenticate
+from anpr_stream.api.auth_throttle import FailureThrottle, Refusal, Summary, address_key, user_key
+from anpr_stream.api.users import TokenCheck, check_token
 from anpr_stream.audit.chain import AuditRecord
 from anpr_stream.audit.log import append_audit
 from anpr_stream.cameras import CameraRegistry
@@ -35,17 +36,20 @@ class ErrorDetail(BaseModel):
 
 _ERRORS = {
     400: "malformed request (window, cursor, X-Authorisation value, ...)",
-    401: "missing, unknown or revoked bearer token",
+    401: "missing, unknown, revoked or expired bearer token",
     403: "refused: role, camera scope, missing justification or authorisation, data past retention",
     404: "no such record",
+    429: "too many failed authentications from this address (or with this user's tokens): retry after Retry-After "
+    "seconds",
     503: "not ready yet (the live feed is not connected to Kafka); retry",
 }
 
 
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI entries for the refusals a router's routes can give (`APIRouter(responses=error_responses(...))`);
-    422 (validation) FastAPI documents by itself."""
-    return {code: {"model": ErrorDetail, "description": _ERRORS[code]} for code in codes}
+    422 (validation) FastAPI documents by itself; a route that authenticates (401) may also be throttled (429)."""
+    listed = (*codes, 429) if 401 in codes and 429 not in codes else codes
+    return {code: {"model": ErrorDetail, "description": _ERRORS[code]} for code in listed}
 
 
 @dataclass
@@ -55,6 +59,12 @@ class Services:
     settings: Settings
     pool: asyncpg.Pool
     cameras: CameraRegistry
+    throttle: FailureThrottle = field(init=False)  # failed authentications, this process's own count
+
+    def __post_init__(self) -> None:
+        s = self.settings
+        window = timedelta(seconds=s.auth_window_seconds)
+        self.throttle = FailureThrottle(s.auth_max_failures, window, s.auth_tracked_max)
 
 
 def services(request: Request) -> Services:
@@ -89,6 +99,7 @@ async def audit(
     result_count: int | None = None,
     extra: Mapping[str, Any] | None = None,
     conn: asyncpg.Connection | None = None,
+    actor_id: int | None = None,
 ) -> None:
     """Append the request's audit row; on `conn` it commits or rolls back with the caller's transaction."""
     parameters = request_parameters(request, extra)
@@ -99,7 +110,7 @@ async def audit(
         purpose=justification.purpose if justification else None,
         case_reference=justification.case_reference if justification else None,
         authorisation_reference=justification.authorisation_reference if justification else None,
-        reason=reason, result_count=result_count,
+        reason=reason, result_count=result_count, actor_id=actor_id,
     )  # fmt: skip
     if conn is not None:
         await append_audit(conn, record)
@@ -108,16 +119,59 @@ async def audit(
         await append_audit(own, record)
 
 
+UNAUTHENTICATED = "(unauthenticated)"
+
+
 async def _caller(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> User:
+    """The user of a good bearer token. A failure counts against the source address and, for a known token, its
+    user; past the limit they get 429 for the rest of the window, without their token being looked at."""
     svc = services(request)
-    user = await authenticate(svc.pool, credentials.credentials) if credentials is not None else None
-    if user is None:
-        reason = "missing bearer token" if credentials is None else "unknown or revoked token"
-        await audit(svc, request, actor="(unauthenticated)", role="-", allowed=False, reason=reason)
-        raise HTTPException(401, reason, headers={"WWW-Authenticate": "Bearer"})
-    return user
+    now = datetime.now(UTC)
+    address = address_key(request.client.host if request.client else None)
+    refused = svc.throttle.refusal([address], now)
+    if refused is not None:
+        raise await _throttled(svc, request, refused)
+    if credentials is None:
+        check = TokenCheck(None, "missing bearer token")
+    else:
+        check = await check_token(svc.pool, credentials.credentials)
+    if check.user is not None:
+        return check.user
+    holder = [user_key(check.holder)] if check.holder else []
+    refused = svc.throttle.refusal(holder, now)
+    svc.throttle.failed([address, *([] if refused else holder)], now)
+    if refused is not None:
+        raise await _throttled(svc, request, refused)
+    await audit(svc, request, actor=UNAUTHENTICATED, role="-", allowed=False, reason=check.refusal)
+    detail = "missing bearer token" if credentials is None else check.detail
+    raise HTTPException(401, detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _throttled(svc: Services, request: Request, refused: Refusal) -> HTTPException:
+    """429; the first refusal of a window has its own audit row, the rest are summed up when it ends."""
+    if refused.audit:
+        reason = (
+            f"too many failed authentications ({refused.failures}) from {refused.key}: refused until "
+            f"{refused.until.isoformat()}; later refusals until then are counted in one summary row"
+        )
+        await audit(svc, request, UNAUTHENTICATED, "-", False, reason=reason, extra={"throttled": refused.key})
+    detail = f"too many failed authentications: retry after {refused.retry_after} s"
+    return HTTPException(429, detail, headers={"Retry-After": str(refused.retry_after)})
+
+
+async def audit_summaries(svc: Services, summaries: Iterable[Summary]) -> None:
+    """One audit row per throttled window: how many requests were refused, from where, between when."""
+    for summary in summaries:
+        record = AuditRecord(
+            actor=UNAUTHENTICATED, role="-", endpoint="auth.throttled", allowed=False,
+            parameters={"throttled": summary.key, "from": summary.first.isoformat(),
+                        "until": summary.last.isoformat(), "failures": summary.failures},
+            reason=summary.text, result_count=summary.refused,
+        )  # fmt: skip
+        async with svc.pool.acquire() as conn:
+            await append_audit(conn, record)
 
 
 Caller = Annotated[User, Depends(_caller)]
@@ -142,7 +196,7 @@ class Call:
     async def deny(self, exc: Denied, extra: Mapping[str, Any] | None = None) -> HTTPException:
         await audit(
             self.svc, self.request, self.user.name, self.user.role.value, False,
-            self._justification, exc.reason, extra=extra,
+            self._justification, exc.reason, extra=extra, actor_id=self.user.user_id,
         )  # fmt: skip
         return HTTPException(exc.status, exc.reason)
 
@@ -180,7 +234,7 @@ class Call:
         row belongs to the caller's transaction (a change and its audit row commit together)."""
         await audit(
             self.svc, self.request, self.user.name, self.user.role.value, True, grant.justification,
-            result_count=result_count, extra=extra, conn=conn,
+            result_count=result_count, extra=extra, conn=conn, actor_id=self.user.user_id,
         )  # fmt: skip
 
 
