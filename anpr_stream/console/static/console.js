@@ -97,7 +97,22 @@
     $("login-case").value = state.caseRef;
   }
 
-  function logout() {
+  async function logout() {
+    // The token is revoked on the server before the page forgets it: a copy left behind (another tab, a
+    // screenshot, a shared workstation) is then worth nothing. It is forgotten even if the call fails.
+    state.running = false;
+    if (state.abort) state.abort.abort();
+    if (state.token) {
+      try {
+        await fetch("/v1/session/logout", {
+          method: "POST",
+          headers: { Authorization: "Bearer " + state.token },
+          cache: "no-store",
+        });
+      } catch (err) {
+        // unreachable service: the token still ends at its expiry, or with `anpr-stream users revoke`
+      }
+    }
     sessionStorage.removeItem("anpr.token");
     sessionStorage.removeItem("anpr.case");
     state.token = "";
