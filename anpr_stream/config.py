@@ -11,6 +11,8 @@ from pathlib import Path
 
 from anpr_stream.devinfra.paths import project_root
 from anpr_stream.retention.policy import RetentionPolicy, policy_from_env
+from anpr_stream.retention.topic_rules import TopicRetention, topic_bounds
+from anpr_stream.watchlists.expiry import DEFAULT_GRACE
 
 
 class ConfigError(ValueError):
@@ -59,6 +61,27 @@ def _retention(env: Mapping[str, str]) -> RetentionPolicy:
         return policy_from_env(env)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+
+
+def _optional_int(env: Mapping[str, str], name: str) -> int | None:
+    return _int(env, name, -1, minimum=1) if env.get(name, "").strip() else None
+
+
+def _topic_retention(env: Mapping[str, str], policy: RetentionPolicy) -> TopicRetention:
+    """ANPR_TOPIC_*_RETENTION_DAYS within the policy's horizons (topic_rules.topic_bounds says which)."""
+    retention = TopicRetention(
+        reads_days=_optional_int(env, "ANPR_TOPIC_READS_RETENTION_DAYS"),
+        hits_days=_optional_int(env, "ANPR_TOPIC_HITS_RETENTION_DAYS"),
+        dlq_days=_optional_int(env, "ANPR_TOPIC_DLQ_RETENTION_DAYS"),
+        retention_bytes=_int(env, "ANPR_TOPIC_RETENTION_BYTES", -1, minimum=-1),
+    )
+    if retention.retention_bytes == 0:
+        raise ConfigError("ANPR_TOPIC_RETENTION_BYTES must be -1 (no size bound) or a positive number of bytes")
+    try:
+        topic_bounds(policy, retention)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return retention
 
 
 def _required(env: Mapping[str, str], name: str) -> str:
@@ -116,6 +139,10 @@ class Settings:
     # Addresses and users counted at once; past this the oldest window is dropped (an attacker with many addresses
     # must not exhaust the API's memory).
     auth_tracked_max: int = 10_000
+    # How long the reads, hits and dead-letter topics keep records, within the policy (README, Retention and audit).
+    topic_retention: TopicRetention = field(default_factory=TopicRetention)
+    # An entry stays on the watchlist topic this long after its validity ended (late reads), then is tombstoned.
+    watchlist_expiry_grace: timedelta = DEFAULT_GRACE
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -132,6 +159,7 @@ class Settings:
         window_s = _float(env, "ANPR_SUPPRESSION_WINDOW_SECONDS", 600.0)
         if window_s < 0:
             raise ConfigError("ANPR_SUPPRESSION_WINDOW_SECONDS must not be negative")
+        retention = _retention(env)
         settings = cls(
             kafka_bootstrap=_required(env, "ANPR_KAFKA_BOOTSTRAP"),
             database_url=_required(env, "ANPR_DATABASE_URL"),
@@ -139,7 +167,7 @@ class Settings:
             consumer_group=env.get("ANPR_CONSUMER_GROUP", "anpr-stream"),
             match_policy=env.get("ANPR_MATCH_POLICY", "default=fuzzy:0"),
             suppression_window=timedelta(seconds=window_s),
-            retention=_retention(env),
+            retention=retention,
             purge_interval=timedelta(seconds=_float(env, "ANPR_PURGE_INTERVAL_SECONDS", 3600.0)),
             batch_max_records=_int(env, "ANPR_BATCH_MAX_RECORDS", 2000, minimum=1),
             metrics_port=_int(env, "ANPR_METRICS_PORT", 9464),
@@ -156,7 +184,11 @@ class Settings:
             auth_max_failures=_int(env, "ANPR_AUTH_MAX_FAILURES", 10),
             auth_window_seconds=_float(env, "ANPR_AUTH_WINDOW_SECONDS", 60.0),
             auth_tracked_max=_int(env, "ANPR_AUTH_TRACKED_MAX", 10_000, minimum=1),
+            topic_retention=_topic_retention(env, retention),
+            watchlist_expiry_grace=timedelta(hours=_float(env, "ANPR_WATCHLIST_EXPIRY_GRACE_HOURS", 24.0)),
         )
+        if settings.watchlist_expiry_grace < timedelta(0):
+            raise ConfigError("ANPR_WATCHLIST_EXPIRY_GRACE_HOURS must not be negative")
         if not 6.0 <= settings.session_timeout_seconds <= 300.0:
             raise ConfigError("ANPR_SESSION_TIMEOUT_SECONDS must be between 6 and 300 (the broker's group limits)")
         for name, value in (
