@@ -17,7 +17,11 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2
 
 READS = Counter("anpr_reads", "Camera reads consumed, by outcome", ["outcome"], registry=REGISTRY)
 REJECTED = Counter("anpr_rejected", "Reads sent to the dead-letter topic, by reason", ["reason"], registry=REGISTRY)
-HITS = Counter("anpr_hits", "Watchlist hits, by list and match kind", ["list", "kind"], registry=REGISTRY)
+HITS = Counter(
+    "anpr_hits", "Watchlist hits, by list (covert lists as `covert`) and match kind", ["list", "kind"],
+    registry=REGISTRY,
+)  # fmt: skip
+COVERT_LABEL = "covert"
 SUPPRESSED = Counter("anpr_hits_suppressed", "Hits not re-dispatched (repeat within the window)", registry=REGISTRY)
 DISPATCHED = Counter("anpr_hits_dispatched", "Hits published to the hits topic as new alerts", registry=REGISTRY)
 UNKNOWN_CAMERA = Counter("anpr_reads_unknown_camera", "Valid reads from cameras not in the registry", registry=REGISTRY)
@@ -147,7 +151,8 @@ class PrometheusSensor:
     def on_published(self, hits: Sequence[Hit], committed: datetime) -> None:
         """At publication: the latency includes the wait for the watermark."""
         for hit in hits:
-            HITS.labels(hit.match.entry.list, hit.match.kind).inc()
+            # A covert list's name would tell whoever reads the metrics which covert operations run.
+            HITS.labels(COVERT_LABEL if hit.match.entry.covert else hit.match.entry.list, hit.match.kind).inc()
             if hit.suppressed:
                 SUPPRESSED.inc()
             elif hit.dispatch:

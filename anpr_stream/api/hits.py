@@ -14,6 +14,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from anpr_stream.api.access import Denied, User, default_since
 from anpr_stream.api.context import CallDep, error_responses, justification_headers
+from anpr_stream.core.outgoing import covert_masked
 from anpr_stream.retention.policy import DataClass
 
 router = APIRouter(
@@ -52,7 +53,7 @@ class Acknowledgement(BaseModel):
 
 
 HIT_COLUMNS = """h.hit_id, h.read_id, h.entry_id, h.list, h.camera_id, h.observed_at, h.entry_plate, h.covert,
-    h.dispatch, h.suppressed, h.payload::text AS payload_json,
+    h.priority, h.action, h.dispatch, h.suppressed, h.payload::text AS payload_json,
     o.outcome, o.note AS outcome_note, o.recorded_by AS outcome_by, o.recorded_at AS outcome_at"""
 
 LATEST_OUTCOME = """LEFT JOIN LATERAL (
@@ -85,9 +86,13 @@ class HitView(BaseModel):
 
     hit_id: str
     read_id: str
-    entry_id: str
+    entry_id: str | None = Field(description="null for covert entries unless the caller is cleared")
+    entry_ref: str = Field(
+        description="what to group a hit's repeats by: the entry id; for a covert entry (callers not cleared) the "
+        "hit's own id, which tells nothing about the entry"
+    )
     list: str | None = Field(description="null for covert lists unless the caller is cleared")
-    priority: int
+    priority: int | None = Field(description="1 (highest) to 5; null for covert entries unless the caller is cleared")
     action: str
     match: str
     distance: int
@@ -109,14 +114,21 @@ class HitPage(BaseModel):
 
 
 def hit_view(row: asyncpg.Record, user: User) -> dict[str, Any]:
-    """The hit as published on anpr.hits (covert lists masked there), with its suppression, its latest outcome and,
-    for cleared users only, the covert list's details."""
+    """The hit as published on anpr.hits (covert entries opaque there), with its suppression, its latest outcome and,
+    for cleared users only, the covert entry's details from the hits table (the reference is not stored)."""
     view: dict[str, Any] = orjson.loads(row["payload_json"])
+    if row["covert"]:
+        # Masked again: a payload stored before covert hits were opaque still names the entry and its priority.
+        view = covert_masked(view)
+        if user.sees_covert:
+            details = {"entry_id": row["entry_id"], "list": row["list"], "priority": row["priority"],
+                       "action": row["action"]}  # fmt: skip
+            view.update(details, entry_ref=row["entry_id"])
+            view["entry"] = {**view["entry"], **details, "plate": row["entry_plate"]}
+    else:
+        view.setdefault("entry_ref", row["entry_id"])  # stored before payloads carried it
     view["suppressed"] = row["suppressed"]
     view["dispatched"] = row["dispatch"] and row["suppressed"] is False
-    if row["covert"] and user.sees_covert:
-        view["list"] = row["list"]
-        view["entry"] = {**view.get("entry", {}), "list": row["list"], "plate": row["entry_plate"]}
     view["outcome"] = (
         None
         if row["outcome"] is None

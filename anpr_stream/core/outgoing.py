@@ -1,11 +1,11 @@
-"""What the worker publishes: a hit as dispatch receives it (covert entries masked) and a dead letter, each built to
+"""What the worker publishes: a hit as dispatch receives it (covert entries opaque) and a dead letter, each built to
 fit in one Kafka record, so that the broker never refuses what a transaction carries (the transaction, and the
 partition behind it, would fail for good)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -61,29 +61,16 @@ def hit_payload(hit: Hit, cameras: CameraLookup, detected_at: datetime, with_ext
     camera = cameras.get(reading.camera_id)
     observed_ms = (detected_at - reading.observed_at).total_seconds() * 1000
     kafka_ms = detected_at.timestamp() * 1000 - passage.record.timestamp_ms
-    if entry.covert:
-        entry_part: dict[str, Any] = {
-            "entry_id": entry.entry_id,
-            "covert": True,
-            "list": None,
-            "plate": None,
-            "country": None,
-            "reference": None,
-            "priority": entry.priority,
-            "action": "inform",
-            "instruction": COVERT_INSTRUCTION,
-        }
-    else:
-        entry_part = {
-            "entry_id": entry.entry_id,
-            "covert": False,
-            "list": entry.list,
-            "plate": entry.plate,
-            "country": entry.country,
-            "reference": entry.reference,
-            "priority": entry.priority,
-            "action": entry.action,
-        }
+    entry_part: dict[str, Any] = {
+        "entry_id": entry.entry_id,
+        "covert": False,
+        "list": entry.list,
+        "plate": entry.plate,
+        "country": entry.country,
+        "reference": entry.reference,
+        "priority": entry.priority,
+        "action": entry.action,
+    }
     # A camera's extra fields first: they must never overwrite what the service says about the read.
     read: dict[str, Any] = dict(reading.extra) if with_extra else {}
     read.update(
@@ -100,9 +87,10 @@ def hit_payload(hit: Hit, cameras: CameraLookup, detected_at: datetime, with_ext
         "hit_id": hit.hit_id,
         "read_id": reading.read_id,
         "entry_id": entry.entry_id,
-        "list": entry_part["list"],
+        "entry_ref": entry.entry_id,
+        "list": entry.list,
         "priority": entry.priority,
-        "action": entry_part["action"],
+        "action": entry.action,
         "match": match.kind,
         "distance": match.distance,
         "suppressed": hit.suppressed,
@@ -123,7 +111,32 @@ def hit_payload(hit: Hit, cameras: CameraLookup, detected_at: datetime, with_ext
     }
     if not with_extra and reading.extra:
         payload["read_extra_dropped"] = True
-    return payload
+    return covert_masked(payload) if entry.covert else payload
+
+
+def is_covert(payload: Mapping[str, Any]) -> bool:
+    entry = payload.get("entry")
+    return isinstance(entry, Mapping) and entry.get("covert") is True
+
+
+def covert_masked(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """A covert hit as everyone but cleared investigators get it: the instruction, and nothing that tells which entry
+    or list it is (no list, priority, action, reference, listed plate or entry id). `entry_ref`, where other hits
+    name their entry, is the hit's own id: it reveals no more than the hit already does, not even whether two
+    covert hits are of one entry. The API applies it again to what it reads back (hits stored or published before
+    this masking carried the entry id and priority)."""
+    return {
+        **payload,
+        "entry_id": None,
+        "entry_ref": str(payload.get("hit_id")),
+        "list": None,
+        "priority": None,
+        "action": "inform",
+        "entry": {
+            "entry_id": None, "covert": True, "list": None, "plate": None, "country": None, "reference": None,
+            "priority": None, "action": "inform", "instruction": COVERT_INSTRUCTION,
+        },
+    }  # fmt: skip
 
 
 def hit_value(hit: Hit, cameras: CameraLookup, detected_at: datetime, limit: int = MAX_RECORD_BYTES) -> bytes:

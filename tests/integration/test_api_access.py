@@ -37,7 +37,8 @@ JUSTIFICATIONS = ("none", "case", "authorised")
 
 
 def payload(hit_id: uuid.UUID, at: datetime, camera: str, list_name: str, plate: str, covert: bool) -> dict[str, Any]:
-    """The hit as the worker publishes it (anpr_stream.core.outgoing.hit_payload): covert entries masked."""
+    """The hit as an earlier worker published it: covert entries masked, but still with their entry id and priority
+    (the API masks those again; the worker's own payload is tested in tests/unit/test_outgoing.py)."""
     entry: dict[str, Any] = (
         {"entry_id": "E-" + plate, "covert": True, "list": None, "plate": None, "country": None, "reference": None,
          "priority": 2, "action": "inform", "instruction": COVERT_INSTRUCTION}
@@ -281,9 +282,12 @@ async def test_covert_visibility(namespace: Namespace) -> None:
             if name == "cleared":
                 assert hit["list"] == "covert_ops" and hit["entry"]["list"] == "covert_ops"
                 assert hit["entry"]["plate"] == "1XYZ999"
+                assert (hit["entry_id"], hit["priority"], hit["entry_ref"]) == ("E-1XYZ999", 1, "E-1XYZ999")
                 assert [h["hit_id"] for h in probe] == [str(covert)]
             else:
                 assert hit["list"] is None and hit["entry"]["list"] is None and hit["entry"]["plate"] is None
+                assert (hit["entry_id"], hit["priority"], hit["entry_ref"]) == (None, None, str(covert))
+                assert hit["entry"]["entry_id"] is None and hit["entry"]["priority"] is None
                 assert "1XYZ999" not in orjson.dumps([hit, listed]).decode().replace(hit["read"]["plate"], "")
                 assert probe == []  # the name of a covert list cannot be probed
             stolen = (await client.get("/v1/hits", headers=auth, params={"list": "stolen_vehicle"})).json()["hits"]

@@ -322,7 +322,7 @@
   function lastSeen(hit, fresh) {
     const read = hit.read || {};
     const camera = hit.camera || {};
-    const entryId = hit.entry_id || (hit.entry || {}).entry_id || "";
+    const entryId = hit.entry_ref || hit.entry_id || (hit.entry || {}).entry_id || "";
     const at = new Date(read.observed_at);
     if (!entryId || Number.isNaN(at.getTime())) return;
     const iso = at.toISOString();
@@ -369,13 +369,13 @@
     const read = hit.read || {};
     const camera = hit.camera || {};
     const covert = Boolean(entry.covert) && !hit.list;
-    const priority = Number(hit.priority) || 0;
-    const card = el("article", "hit-card priority-" + Math.min(Math.max(priority, 1), 4));
+    const priority = Number(hit.priority) || 0; // null for covert entries: no priority colour
+    const card = el("article", "hit-card priority-" + (priority ? Math.min(Math.max(priority, 1), 4) : "none"));
     card.dataset.hitId = hit.hit_id;
     const observed = new Date(read.observed_at);
     if (Number.isNaN(observed.getTime())) observed.setTime(Date.now());
     card.dataset.observed = observed.toISOString();
-    card.dataset.entry = hit.entry_id || entry.entry_id || "";
+    card.dataset.entry = hit.entry_ref || hit.entry_id || entry.entry_id || "";
     if (covert) card.classList.add("covert");
 
     const head = el("div", "card-head");
