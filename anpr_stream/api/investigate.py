@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from dataclasses import replace
@@ -31,6 +32,7 @@ from anpr_stream.api.passage_queries import (
 from anpr_stream.api.plate_query import (
     InvalidQuery,
     SearchMode,
+    check_literals,
     decode_cursor,
     encode_cursor,
     fuzzy_form,
@@ -45,6 +47,7 @@ from anpr_stream.core.matching import WatchlistIndex
 from anpr_stream.core.matching.segment import MIN_FUZZY_LENGTH
 from anpr_stream.core.plates import confusion_form
 from anpr_stream.core.policy import MatchPolicy
+from anpr_stream.csvsafe import safe_cell
 from anpr_stream.retention.policy import DataClass
 from anpr_stream.watchlists import InvalidEntry, WatchlistEntry, entry_from_mapping
 
@@ -61,7 +64,8 @@ router = APIRouter(
 MAX_PAGE = 1000
 MAX_ROUTE = 10_000
 MAX_COTRAVEL_TARGETS = 2_000
-MAX_RETROACTIVE = 5_000
+# Retroactive hits: at most this many passages and plates in one answer (`truncated` says when there were more).
+MAX_RETROACTIVE = 1_000
 
 Since = Annotated[
     AwareDatetime | None,
@@ -130,10 +134,8 @@ async def search(
                 call.svc.pool, since_at, grant.until, cameras, class_like=fuzzy_like_patterns(form, distance),
                 lengths=(len(form) - distance, len(form) + distance),
             )  # fmt: skip
-            for candidate in candidates:
-                found = Levenshtein.distance(confusion_form(candidate), form, score_cutoff=distance)
-                if found <= distance:
-                    distances[candidate] = found
+            # Up to MAX_CANDIDATE_PLATES: off the event loop, so that other requests are not held up.
+            distances = await asyncio.to_thread(fuzzy_distances, candidates, form, distance)
             key, value = Key.PLATES, sorted(distances)
         else:
             key, value = Key.PLATE, plate_term(plate)
@@ -150,6 +152,16 @@ async def search(
         "mode": mode.value, "searched": value if isinstance(value, str) else plate_term(plate),
         **_window(grant, since_at), "passages": passages, "next_cursor": next_cursor,
     }  # fmt: skip
+
+
+def fuzzy_distances(candidates: list[str], form: str, distance: int) -> dict[str, int]:
+    """Candidate plate -> its distance to `form` (confusion forms), for those within `distance`."""
+    found: dict[str, int] = {}
+    for candidate in candidates:
+        edits = Levenshtein.distance(confusion_form(candidate), form, score_cutoff=distance)
+        if edits <= distance:
+            found[candidate] = edits
+    return found
 
 
 @router.get("/cameras/{camera_id}/passages", name="cameras.passages", summary="Passages at a camera, newest first")
@@ -204,7 +216,7 @@ def route_csv(stops: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=ROUTE_CSV_FIELDS, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows({k: "" if v is None else v for k, v in stop.items()} for stop in stops)
+    writer.writerows({k: safe_cell(v) for k, v in stop.items()} for stop in stops)
     return out.getvalue()
 
 
@@ -381,10 +393,13 @@ async def retroactive(
     call: CallDep,
     body: Annotated[RetroactiveEntry, Body()],
     lookback_days: Annotated[int, Query(ge=1, le=366, description="days back from now to search")] = 30,
-    limit: Annotated[int, Query(ge=1, le=MAX_RETROACTIVE)] = 1000,
+    limit: Annotated[int, Query(ge=1, le=MAX_RETROACTIVE)] = MAX_RETROACTIVE,
 ) -> dict[str, Any]:
     entry_fields = body.model_dump()
-    extra = {"entry_id": body.entry_id, "list": body.list, "lookback_days": lookback_days}
+    # The audit row says what was looked for: the entry's plate (a partial plate is its pattern), not only its id.
+    extra: dict[str, Any] = {
+        "entry_id": body.entry_id, "list": body.list, "plate": body.plate, "lookback_days": lookback_days,
+    }  # fmt: skip
     lookback = timedelta(days=lookback_days)
     policy_window = call.svc.settings.retention
     since = call.now - lookback
@@ -395,8 +410,12 @@ async def retroactive(
     grant, since_at = await _granted(call, since, None)
     try:
         entry = entry_from_mapping(entry_fields)
-    except InvalidEntry as exc:
-        raise await call.deny(Denied(400, f"invalid watchlist entry: {exc}"), extra) from None
+        if entry.is_pattern:
+            extra["pattern"] = entry.normalised
+            check_literals(entry.normalised, body.plate, "a look-back for a partial plate")
+    except (InvalidEntry, InvalidQuery) as exc:
+        prefix = "invalid watchlist entry: " if isinstance(exc, InvalidEntry) else ""
+        raise await call.deny(Denied(400, f"{prefix}{exc}"), extra) from None
     policy = MatchPolicy.parse(call.svc.settings.match_policy)
     cameras = grant.cameras(None)
     try:
@@ -405,7 +424,9 @@ async def retroactive(
         )
     except TooManyCandidates as exc:
         raise await call.deny(Denied(400, str(exc)), extra) from None
-    matched = retroactive_matches(entry, plates, policy)
+    # The live matcher over up to MAX_CANDIDATE_PLATES plates is Python work: off the event loop.
+    matched = await asyncio.to_thread(retroactive_matches, entry, plates, policy)
+    shown_plates = sorted(matched)[:limit]
     rows: list[asyncpg.Record] = []
     if matched:
         rows = await passages_page(
@@ -415,9 +436,10 @@ async def retroactive(
         {**passage_view(row), "match_kind": matched[row["plate_norm"]][0], "distance": matched[row["plate_norm"]][1]}
         for row in rows[:limit]
     ]
-    await call.answered(grant, len(hits), extra)
+    truncated = len(rows) > limit or len(matched) > limit
+    await call.answered(grant, len(hits), {**extra, "truncated": truncated})
     return {
         "entry": {"entry_id": entry.entry_id, "list": entry.list, "plate": entry.plate},
-        "lookback_days": lookback_days, **_window(grant, since_at), "count": len(hits),
-        "truncated": len(rows) > limit, "plates": sorted(matched), "hits": hits,
+        "lookback_days": lookback_days, **_window(grant, since_at), "count": len(hits), "limit": limit,
+        "truncated": truncated, "plates": shown_plates, "hits": hits,
     }  # fmt: skip

@@ -56,12 +56,16 @@ def like_pattern(raw: str) -> str:
     if len(raw) > MAX_PLATE_INPUT:
         raise InvalidQuery(f"pattern is longer than {MAX_PLATE_INPUT} characters")
     pattern = normalise_pattern(raw)
+    check_literals(pattern, raw, "a wildcard search")
+    return wildcards_to_like(pattern)
+
+
+def check_literals(pattern: str, raw: str, what: str) -> None:
+    """InvalidQuery unless the (normalised) pattern names MIN_WILDCARD_LITERALS letters or digits: `1*` or `??5*`
+    would pull most of the traffic (plate search, retroactive hits of a partial plate alike)."""
     literals = len(pattern) - pattern.count("?") - pattern.count("*")
     if literals < MIN_WILDCARD_LITERALS:
-        raise InvalidQuery(
-            f"a wildcard search needs at least {MIN_WILDCARD_LITERALS} letters or digits, {raw!r} has {literals}"
-        )
-    return wildcards_to_like(pattern)
+        raise InvalidQuery(f"{what} needs at least {MIN_WILDCARD_LITERALS} letters or digits, {raw!r} has {literals}")
 
 
 def wildcards_to_like(pattern: str) -> str:

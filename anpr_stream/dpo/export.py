@@ -3,7 +3,8 @@
 Sections, in order: `holding` (one row per data class), `purge`, `request` (per actor, role, endpoint, purpose),
 `denied`, `audit_chain` (one row). The combined file's header is the union of the sections' columns in that order;
 a row leaves the other sections' columns empty. Lists (dropped partitions) are joined with spaces, times are RFC 3339
-in UTC, booleans `true`/`false`, missing values empty."""
+in UTC, booleans `true`/`false`, missing values empty; text a spreadsheet would run as a formula starts with `'`
+(anpr_stream.csvsafe)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from anpr_stream.csvsafe import safe_cell, safe_text
 from anpr_stream.dpo.report import ChainStatus, DeniedRequest, DpoReport, Holding, PurgeRun, RequestCount
 
 
@@ -42,14 +44,13 @@ def _rows(report: DpoReport, section: str) -> Sequence[BaseModel]:
     return held if isinstance(held, list) else [held]
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
+def _cell(value: Any) -> str | int | float:
+    """Formula-safe (csvsafe): purposes, reasons, actors and endpoints are text callers chose."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, list):
-        return " ".join(str(v) for v in value)
-    return str(value)
+        return safe_text(" ".join(str(v) for v in value))
+    return safe_cell(value)
 
 
 def to_csv(report: DpoReport, section: str | None = None) -> str:
@@ -61,7 +62,9 @@ def to_csv(report: DpoReport, section: str | None = None) -> str:
     for name in chosen:
         header += [c for c in _SECTIONS[name][0].model_fields if c not in header]
     out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\n")
+    # CRLF (RFC 4180), as the route export: with "\n" alone, csv leaves a cell holding "\r" unquoted and a reader
+    # splits the row there.
+    writer = csv.DictWriter(out, fieldnames=header, lineterminator="\r\n")
     writer.writeheader()
     for name in chosen:
         for row in _rows(report, name):

@@ -4,12 +4,15 @@ data older than the open-access period without authorisation."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
+import orjson
 
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.core.plates import confusion_form, normalise
@@ -93,6 +96,7 @@ async def test_plate_search_modes_scope_and_pages(namespace: Namespace) -> None:
         # What the OpenAPI document cannot express is a 400 with the reason; what it can, FastAPI's 422.
         for params, reason in [
             ({"plate": "1*", "mode": "wildcard"}, "at least 3"),
+            ({"plate": "1-A?*", "mode": "wildcard"}, "'1-A?*' has 2"),
             ({"plate": "1AB", "mode": "fuzzy"}, "at least 5"),
             ({"plate": "---"}, "no letters or digits"),
             ({"plate": "1ABC123", "cursor": "forged"}, "not one this API handed out"),
@@ -287,3 +291,105 @@ async def test_passages_older_than_open_access_need_authorisation(namespace: Nam
         assert denied == 4
     finally:
         await conn.close()
+
+
+async def test_route_csv_is_formula_safe(namespace: Namespace, tmp_path: Any) -> None:
+    """Plates as read and the camera registry's text are chosen by cameras and whoever edits the registry: in the CSV
+    none of it starts a formula; lat/lon stay numbers (a negative longitude included)."""
+    ns = namespace
+    registry = tmp_path / "cameras.csv"
+    registry.write_text(
+        "camera_id,name,site,road,direction,lat,lon,border_crossing\n"
+        'CAM-X,"=HYPERLINK(""http://x"",""see"")",@SITE-X,-E314,in,50.9,-5.6,false\n'
+    )
+    await plant(ns, [
+        ("f1", "CAM-X", NOW - timedelta(hours=3), "=1ABC123"),
+        ("f2", "CAM-X", NOW - timedelta(hours=2), "+1ABC123"),
+        ("f3", "CAM-X", NOW - timedelta(hours=1), "-1ABC123"),
+        ("f4", "CAM-X", NOW - timedelta(minutes=30), "@1ABC123"),
+    ])  # fmt: skip
+    token = ns.add_user("ivan", "investigator")
+    base = ns.start_api({"ANPR_CAMERAS_FILE": str(registry)})
+    with client(base, token) as http:
+        got = http.get("/v1/plates/1ABC123/route", params={"format": "csv"})
+    assert got.status_code == 200, got.text
+    rows = list(csv.DictReader(io.StringIO(got.text, newline="")))
+    assert [r["plate_read"] for r in rows] == ["'=1ABC123", "'+1ABC123", "'-1ABC123", "'@1ABC123"]
+    assert {(r["camera_name"], r["road"], r["direction"]) for r in rows} == {
+        ('\'=HYPERLINK("http://x","see")', "'-E314", "in")
+    }
+    assert {(r["lat"], r["lon"]) for r in rows} == {("50.9", "-5.6")}
+    for row in rows:
+        for column, cell in row.items():
+            if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
+                assert column in ("lat", "lon", "confidence"), (column, cell)
+                float(cell)  # a number, not a formula
+
+
+async def plant_many(ns: Namespace, prefix: str, count: int, at: datetime) -> None:
+    """`count` passages of distinct plates prefix + 5 digits, in SQL (fast), all at camera A."""
+    conn = await ns.db()
+    try:
+        await conn.execute("SELECT ensure_passage_partition($1)", at.date())
+        await conn.execute(
+            """INSERT INTO passages (read_id, camera_id, observed_at, plate_raw, plate_norm, plate_class, country,
+                   confidence, plate_format, camera_known, has_hit)
+               SELECT 'm' || i, $1, $2::timestamptz - i * interval '1 millisecond', p, p, p, 'BE', 0.9, NULL,
+                      true, false
+               FROM generate_series(1, $3) i, LATERAL (SELECT $4 || lpad(i::text, 5, '0') AS p) plate""",
+            A, at, count, prefix,
+        )  # fmt: skip
+    finally:
+        await conn.close()
+
+
+async def test_retroactive_hits_are_bounded_audited_and_stall_nothing(namespace: Namespace) -> None:
+    ns = namespace
+    many = 150_000  # candidate plates of the pattern: the live matcher runs over every one (~1 s of Python)
+    await plant_many(ns, "7KX", many, NOW - timedelta(hours=1))
+    token = ns.add_user("ivan", "investigator")
+    base = ns.start_api()
+    with client(base, token) as http:
+        for plate, literals in [("7*", 1), ("7Q*", 2), ("?-Q*", 1), ("7?X", 2)]:
+            refused = http.post("/v1/watchlist/retroactive", json=entry(plate=plate))
+            assert refused.status_code == 400, (plate, refused.text)
+            assert f"at least 3 letters or digits, {plate!r} has {literals}" in refused.json()["detail"]
+        small = http.post("/v1/watchlist/retroactive", params={"limit": 5}, json=entry(plate="7KX0000*"))
+        assert small.status_code == 200, small.text
+        body = small.json()
+        assert (body["count"], body["truncated"], len(body["plates"])) == (5, True, 5)
+        assert http.post("/v1/watchlist/retroactive", params={"limit": 1001}, json=entry()).status_code == 422
+
+    headers = {"Authorization": f"Bearer {token}", **HEADERS}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=60) as http_async:
+        # While the big look-back runs (DB, then the matcher over 150,000 plates), other requests are answered.
+        big = asyncio.create_task(http_async.post("/v1/watchlist/retroactive", json=entry(plate="7KX*")))
+        latencies: list[float] = []
+        while not big.done():
+            started = time.monotonic()
+            assert (await http_async.get("/v1/me")).status_code == 200
+            latencies.append(time.monotonic() - started)
+            await asyncio.sleep(0.05)
+        response = await big
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["count"], body["truncated"], body["limit"], len(body["plates"])) == (1000, True, 1000, 1000)
+    assert len(latencies) >= 5, "the look-back was too quick to tell anything"
+    assert max(latencies) < 0.5, sorted(latencies)[-5:]
+
+    conn = await ns.db()
+    try:
+        rows = await conn.fetch(
+            "SELECT allowed, result_count, parameters FROM audit_log WHERE endpoint = 'hits.retroactive' ORDER BY id"
+        )
+    finally:
+        await conn.close()
+    audited = [(r["allowed"], r["result_count"], orjson.loads(r["parameters"])) for r in rows]
+    assert [(a, p["plate"], p.get("pattern")) for a, _, p in audited[:4]] == [
+        (False, "7*", "7*"), (False, "7Q*", "7Q*"), (False, "?-Q*", "?Q*"), (False, "7?X", "7?X"),
+    ]  # fmt: skip
+    allowed, count, parameters = audited[-1]
+    assert (allowed, count) == (True, 1000)
+    assert {k: parameters[k] for k in ("entry_id", "plate", "pattern", "truncated")} == {
+        "entry_id": "SV-1", "plate": "7KX*", "pattern": "7KX*", "truncated": True,
+    }  # fmt: skip
