@@ -43,9 +43,9 @@ WATCHLIST_CONFIGS: dict[str, str] = {
     # ... and must be within a day: the cleaner takes the log when its oldest dirty record is this old, whatever
     # the dirty ratio. For compacted topics it also caps the active segment's roll time (see segment.ms).
     "max.compaction.lag.ms": str(DAY_MS),
-    # Compaction never touches the active segment, and a segment rolls only when a record is appended after this:
-    # a quiet list would keep a retracted value in its active segment for ever. `retention expire-watchlist`
-    # appends a marker tombstone on every run for that reason (anpr_stream/stream/watchlist_expiry.py).
+    # Compaction never touches the active segment, and a segment rolls only when a record is appended this long
+    # after its first: a tombstone in the active segment of a quiet list would never remove its value.
+    # `retention expire-watchlist` appends a marker on every run for that reason (stream/watchlist_expiry.py).
     "segment.ms": str(HOUR_MS),
     # How long a tombstone itself stays after compaction reached it: long enough for a worker reading the topic to
     # see the delete (workers load the topic whole at start and follow it live), then it goes too.
