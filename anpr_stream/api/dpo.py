@@ -55,7 +55,7 @@ async def report(
         raise await call.deny(Denied(400, "section= selects a CSV section: use it with format=csv"))
     policy = call.svc.settings.retention
     async with call.svc.pool.acquire() as conn:
-        built = await build_report(conn, policy, call.now, since, until)
+        built = await build_report(conn, policy, call.now, since, until, kafka=call.svc.settings)
     await call.answered(grant, built.row_count)
     if format is Format.CSV:
         name = f"dpo-report-{call.now:%Y%m%dT%H%M%SZ}" + (f"-{section}" if section else "") + ".csv"

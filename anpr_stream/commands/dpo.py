@@ -18,6 +18,7 @@ from anpr_stream.commands.users import _operator
 from anpr_stream.core.rfc3339 import parse_rfc3339
 from anpr_stream.dpo.export import SECTIONS, to_csv
 from anpr_stream.dpo.report import DpoReport, build_report
+from anpr_stream.retention.check import kafka_settings
 from anpr_stream.retention.policy import policy_from_env
 
 DEFAULT_WINDOW = timedelta(days=30)
@@ -63,7 +64,7 @@ def _report(args: argparse.Namespace) -> int:
                   "section": args.section, "output": args.output}  # fmt: skip
 
     async def work(conn: asyncpg.Connection) -> DpoReport:
-        built = await build_report(conn, policy, now, since, until)
+        built = await build_report(conn, policy, now, since, until, kafka=kafka_settings())
         record = AuditRecord(actor=f"cli:{_operator()}", role="cli", endpoint="dpo.report", allowed=True,
                              parameters=parameters, result_count=built.row_count)  # fmt: skip
         await append_audit(conn, record)

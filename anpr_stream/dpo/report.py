@@ -10,6 +10,9 @@ import asyncpg
 from pydantic import BaseModel, Field
 
 from anpr_stream.audit.log import verify_audit
+from anpr_stream.config import Settings
+from anpr_stream.retention.assessment import RetentionCheck
+from anpr_stream.retention.check import retention_check
 from anpr_stream.retention.policy import DataClass, RetentionPolicy
 from anpr_stream.retention.purge import day_partitions
 
@@ -86,6 +89,7 @@ class DpoReport(BaseModel):
     denied: list[DeniedRequest] = Field(description=f"the newest {DENIED_LIMIT} denied requests")
     denied_total: int
     audit_chain: ChainStatus
+    retention_check: RetentionCheck | None = Field(default=None, description="`anpr-stream retention check`")
 
     @property
     def row_count(self) -> int:
@@ -147,6 +151,7 @@ async def build_report(
     since: datetime,
     until: datetime,
     denied_limit: int = DENIED_LIMIT,
+    kafka: Settings | str | None = None,
 ) -> DpoReport:
     """The whole report as of `now`; requests and purges within [since, until). `conn` must not be inside a
     transaction (the chain is verified in a snapshot of its own)."""
@@ -174,9 +179,10 @@ async def build_report(
         "SELECT count(*) FROM audit_log WHERE NOT allowed AND at >= $1 AND at < $2", since, until
     )
     chain = await verify_audit(conn)
+    check = await retention_check(conn, policy, now, kafka)  # topics and tables; `kafka` None or str: no topics
     return DpoReport(
         generated_at=now, policy=policy.name, since=since, until=until, holdings=held,
-        violations=[h.violation for h in held if h.violation],
+        violations=[h.violation for h in held if h.violation] + check.topic_violations, retention_check=check,
         purges=[PurgeRun(**dict(r)) for r in purges],
         requests=[RequestCount(**dict(r)) for r in requests],
         denied=[DeniedRequest(**dict(r)) for r in denied],
