@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from anpr_stream import __version__
-from anpr_stream.api import hits, session
+from anpr_stream.api import authorisations, hits, session
 from anpr_stream.api.access import Role
 from anpr_stream.api.context import CallDep, Services, audit, error_responses, services
 from anpr_stream.api.headers import SecurityHeaders, docs_enabled
@@ -31,9 +31,10 @@ DESCRIPTION = """Investigations, hits and the DPO's report over the passages and
 
 Every request is authenticated (`Authorization: Bearer <token>`, tokens from `anpr-stream users add`) and audited,
 allowed or denied. Requests for camera data state their purpose (`X-Purpose`) and a case reference
-(`X-Case-Reference`); data older than the open-access period of the retention policy (BE: 30 days) also needs the
-authorisation kind (`X-Authorisation`) and its reference (`X-Authorisation-Reference`), else 403 with the reason.
-Data past retention is never returned."""
+(`X-Case-Reference`); data older than the open-access period of the retention policy (BE: 30 days) is for
+investigators only and needs a registered authorisation of that case (`X-Authorisation-Id`: the procureur des
+Konings' decision, registered by the zone's information manager under `/v1/authorisations`), else 403 with the
+reason; what the authorisation does not cover is cut from the window. Data past retention is never returned."""
 
 general = APIRouter(prefix="/v1", tags=["general"], responses=error_responses(400, 401, 403))
 
@@ -156,6 +157,6 @@ def create_app(settings: Settings, routers: tuple[APIRouter, ...] = (), docs: bo
     app.add_exception_handler(RequestValidationError, _invalid_request)
     for error in UNSTORABLE_TEXT:
         app.add_exception_handler(error, _unstorable_text)
-    for router in (general, hits.router, session.router, *routers):
+    for router in (general, hits.router, session.router, authorisations.router, *routers):
         app.include_router(router)
     return app

@@ -16,11 +16,14 @@ from pydantic import BaseModel
 
 from anpr_stream.api.access import Denied, Grant, Justification, User, check_request, decide
 from anpr_stream.api.auth_throttle import FailureThrottle, Refusal, Summary, address_key, user_key
+from anpr_stream.api.registry import load as load_authorisation
+from anpr_stream.api.registry import use_once as use_authorisation_once
 from anpr_stream.api.users import TokenCheck, check_token
 from anpr_stream.audit.chain import AuditRecord
 from anpr_stream.audit.log import append_audit
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.config import Settings
+from anpr_stream.core.plates.normalisation import normalise
 from anpr_stream.retention.policy import DataClass
 
 log = logging.getLogger(__name__)
@@ -100,16 +103,23 @@ async def audit(
     extra: Mapping[str, Any] | None = None,
     conn: asyncpg.Connection | None = None,
     actor_id: int | None = None,
+    grant: Grant | None = None,
 ) -> None:
-    """Append the request's audit row; on `conn` it commits or rolls back with the caller's transaction."""
+    """Append the request's audit row; on `conn` it commits or rolls back with the caller's transaction. An allowed
+    request into a restricted tier records the registered authorisation it relied on (`grant.authorisation`) and
+    what its window lost to the authorisation's scope; a request that cited one records the id cited."""
     parameters = request_parameters(request, extra)
-    if justification is not None and justification.authorisation.value != "open":
-        parameters["authorisation"] = justification.authorisation.value
+    if justification is not None and justification.authorisation_id is not None:
+        parameters["authorisation_cited"] = justification.authorisation_id
+    used = grant.authorisation if grant is not None else None
+    if grant is not None and grant.clamped:
+        parameters["clamped"] = grant.clamped
     record = AuditRecord(
         actor=actor, role=role, endpoint=endpoint_of(request), allowed=allowed, parameters=parameters,
         purpose=justification.purpose if justification else None,
         case_reference=justification.case_reference if justification else None,
-        authorisation_reference=justification.authorisation_reference if justification else None,
+        authorisation_reference=f"{used.issuing_authority}: {used.reference}" if used else None,
+        authorisation_id=used.authorisation_id if used else None,
         reason=reason, result_count=result_count, actor_id=actor_id,
     )  # fmt: skip
     if conn is not None:
@@ -214,12 +224,28 @@ class Call:
         data_class: DataClass = DataClass.PASSAGES,
         cameras: Collection[str] | None = None,
         extra: Mapping[str, Any] | None = None,
+        plates: Collection[str] | None = None,
     ) -> Grant:
+        """The access decision (access.decide) with the authorisation the request cites loaded from the registry;
+        `plates`, the normalised plates the request is bound to, default to what plates_asked() finds. A
+        single-query authorisation is spent here, once."""
         try:
-            return decide(
-                self.user, endpoint_of(self.request), self.justification, self.svc.settings.retention, self.now,
-                since=since, until=until, data_class=data_class, cameras=cameras,
+            endpoint = endpoint_of(self.request)
+            cited = self.justification.authorisation_id
+            held = await load_authorisation(self.svc.pool, cited) if cited is not None else None
+            grant = decide(
+                self.user, endpoint, self.justification, self.svc.settings.retention, self.now,
+                since=since, until=until, data_class=data_class, cameras=cameras, authorisation=held,
+                plates=plates if plates is not None else plates_asked(self.request, endpoint),
             )  # fmt: skip
+            spent = grant.authorisation
+            if (
+                spent is not None
+                and spent.single_query
+                and not await use_authorisation_once(self.svc.pool, spent.authorisation_id)
+            ):
+                raise Denied(403, f"authorisation {spent.authorisation_id} approved a single query, already made")
+            return grant
         except Denied as exc:
             raise await self.deny(exc, extra) from None
 
@@ -234,7 +260,7 @@ class Call:
         row belongs to the caller's transaction (a change and its audit row commit together)."""
         await audit(
             self.svc, self.request, self.user.name, self.user.role.value, True, grant.justification,
-            result_count=result_count, extra=extra, conn=conn, actor_id=self.user.user_id,
+            result_count=result_count, extra=extra, conn=conn, actor_id=self.user.user_id, grant=grant,
         )  # fmt: skip
 
 
@@ -249,21 +275,36 @@ async def _call(request: Request, user: Caller) -> Call:
 
 CallDep = Annotated[Call, Depends(_call)]
 
+# The endpoints whose answer is bound to the plate they name (a route, an exact search): within a plate-bound
+# authorisation those plates are what is asked. Every other request (fuzzy, OCR or wildcard search, a camera's
+# passages, co-travel, hits lists) names no plate it stays within.
+_PLATE_BOUND = {"plates.route": "path", "plates.search": "query"}
+
+
+def plates_asked(request: Request, endpoint: str) -> list[str] | None:
+    where = _PLATE_BOUND.get(endpoint)
+    if where == "path":
+        raw = request.path_params.get("plate")
+    elif where == "query" and request.query_params.get("mode", "exact") == "exact":
+        raw = request.query_params.get("plate")
+    else:
+        return None
+    plate = normalise(raw) if isinstance(raw, str) else ""
+    return [plate] if plate else None
+
 
 async def justification_headers(
     x_purpose: Annotated[str | None, Header(description="why this data is needed (every data request)")] = None,
     x_case_reference: Annotated[
         str | None, Header(description="case, incident or notice reference (every data request)")
     ] = None,
-    x_authorisation: Annotated[
+    x_authorisation_id: Annotated[
         str | None,
         Header(
-            description="authorisation held for data beyond the open-access period, e.g. "
-            "judicial_with_prosecutor_decision (BE), senior_authorisation (UK), prosecutor_every_query (NL)"
+            description="for data beyond the open-access period: the registry id of the authorisation relied on "
+            "(the procureur des Konings' decision in BE, a senior authorisation in the UK, the prosecutor's approval "
+            "of this query in NL), registered by the information manager for the stated case"
         ),
-    ] = None,
-    x_authorisation_reference: Annotated[
-        str | None, Header(description="reference of that authorisation (e.g. the prosecutor's decision)")
     ] = None,
 ) -> None:
     """Declares the justification headers in the OpenAPI document; Call reads them from the request."""

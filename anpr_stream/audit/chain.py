@@ -13,7 +13,10 @@ GENESIS = "0" * 64  # prev_hash of the first row
 
 @dataclass(frozen=True)
 class AuditRecord:
-    """One request as the API saw it, allowed or denied."""
+    """One request as the API saw it, allowed or denied, or one administrative action (`endpoint` then names it,
+    e.g. "admin.users.add"). `actor_id` is the api_users id of the actor where there is one (names are never reused,
+    but the id is what ties a row to the user for good); `authorisation_id` the registered authorisation a request
+    into a restricted tier relied on."""
 
     actor: str
     role: str
@@ -25,6 +28,8 @@ class AuditRecord:
     authorisation_reference: str | None = None
     reason: str | None = None
     result_count: int | None = None
+    actor_id: int | None = None
+    authorisation_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class StoredRow:
     result_count: int | None
     prev_hash: str
     row_hash: str
+    actor_id: int | None = None
+    authorisation_id: int | None = None
+    format: int = 1  # 1: appended by the client (JSON object); 2: by audit_append() in SQL (JSON array)
 
     def canonical(self) -> bytes:
         return canonical(self)
@@ -61,7 +69,18 @@ def _timestamp(at: datetime) -> str:
 
 
 def canonical(row: StoredRow) -> bytes:
-    """Every field but the hashes, as JSON with sorted keys and no spaces, UTF-8."""
+    """Every field but the hashes, UTF-8. Format 1: a JSON object with sorted keys and no spaces. Format 2: a JSON
+    array in a fixed order, as the database's audit_append() writes it (migration 0009, audit_canonical_v2): this
+    function is the verifier's independent account of it, so a changed SQL function shows as broken rows."""
+    if row.format == 2:
+        values = [
+            2, row.id, _timestamp(row.at), row.actor, row.actor_id, row.role, row.endpoint, row.parameters_json,
+            row.purpose, row.case_reference, row.authorisation_reference, row.authorisation_id, row.allowed,
+            row.reason, row.result_count,
+        ]  # fmt: skip
+        return json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
+    if row.format != 1:
+        raise ValueError(f"audit row {row.id}: unknown format {row.format}")
     fields = {
         "id": row.id,
         "at": _timestamp(row.at),
@@ -80,7 +99,13 @@ def canonical(row: StoredRow) -> bytes:
 
 
 def row_hash(prev_hash: str, row: StoredRow) -> str:
-    return hashlib.sha256(prev_hash.encode("ascii") + canonical(row)).hexdigest()
+    """The row's hash; a row whose fields cannot be put in canonical form (an unknown format, a naive time) gets a
+    value no stored hash equals, so the walk calls it altered."""
+    try:
+        body = canonical(row)
+    except ValueError:
+        return "not hashable"
+    return hashlib.sha256(prev_hash.encode("ascii", "replace") + body).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,12 @@ from typing import Any
 
 import asyncpg
 
-from anpr_stream.audit.chain import GENESIS, AuditRecord, ChainBreak, ChainWalker, StoredRow, row_hash
-
-# Appenders serialise on this advisory lock (with the schema's hash as second key, so that schemas do not contend):
-# each row's hash depends on the row before it. Advisory locks need no table privilege beyond INSERT, which a
-# LOCK TABLE in SHARE ROW EXCLUSIVE mode would.
-_LOCK_KEY = 0x61756474  # "audt"
+from anpr_stream.audit.chain import AuditRecord, ChainBreak, ChainWalker, StoredRow
 
 _SELECT_CHAIN = (
     "SELECT id, at, actor, role, endpoint, parameters::text AS parameters_json, purpose, case_reference, "
-    "authorisation_reference, allowed, reason, result_count, prev_hash, row_hash FROM audit_log ORDER BY id"
+    "authorisation_reference, allowed, reason, result_count, prev_hash, row_hash, actor_id, authorisation_id, format "
+    "FROM audit_log ORDER BY id"
 )
 
 
@@ -25,7 +21,8 @@ def _storable(value: Any) -> Any:
     """PostgreSQL text and jsonb cannot hold NUL (U+0000): a request carrying one is still recorded, with U+FFFD in
     its place (else the append would fail and the request would go unaudited)."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        # Lone surrogates (from a JSON "\\ud800" escape) cannot be encoded as UTF-8 either.
+        return value.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, dict):
         return {_storable(k): _storable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -34,43 +31,28 @@ def _storable(value: Any) -> Any:
 
 
 async def append_audit(conn: asyncpg.Connection, record: AuditRecord) -> StoredRow:
-    """Append `record` to the chain and return the stored row. Runs in its own transaction (a savepoint when the
-    caller has one open: the record then commits or rolls back with the caller's work, and the lock is held until
-    then). The transaction must be read committed: each row links to the last one committed by any appender."""
+    """Append `record` to the chain through the database's audit_append() (migration 0009: it assigns the id, the
+    time and the hashes under the appenders' lock; the service login has no other way to write the log) and return
+    the stored row. Runs in its own transaction (a savepoint when the caller has one open: the record then commits
+    or rolls back with the caller's work, and the lock is held until then). The transaction must be read
+    committed: each row links to the last one committed by any appender."""
     record = AuditRecord(**{f.name: _storable(getattr(record, f.name)) for f in fields(record)})
     async with conn.transaction():
-        isolation = await conn.fetchval(
-            "SELECT current_setting('transaction_isolation') "
-            "FROM pg_advisory_xact_lock($1, hashtext(current_schema()))",
-            _LOCK_KEY,
-        )
-        if isolation != "read committed":
-            # An older snapshot would not see the last row appended by others: the chain would fork.
-            raise RuntimeError(f"append_audit needs a read committed transaction, not {isolation}")
-        prev = await conn.fetchval("SELECT row_hash FROM audit_log ORDER BY id DESC LIMIT 1") or GENESIS
-        # The id, the clock and PostgreSQL's canonical text of the parameters are fixed before hashing, so the hash
-        # covers exactly what is stored.
         fixed = await conn.fetchrow(
-            "SELECT nextval(pg_get_serial_sequence('audit_log', 'id')) AS id, clock_timestamp() AS at, "
-            "$1::text::jsonb::text AS parameters_json",
-            json.dumps(record.parameters, ensure_ascii=False, allow_nan=False),
-        )
-        row = StoredRow(
-            id=fixed["id"], at=fixed["at"], actor=record.actor, role=record.role, endpoint=record.endpoint,
-            parameters_json=fixed["parameters_json"], purpose=record.purpose, case_reference=record.case_reference,
-            authorisation_reference=record.authorisation_reference, allowed=record.allowed, reason=record.reason,
-            result_count=record.result_count, prev_hash=prev, row_hash="",
+            "SELECT id, at, parameters_json, prev_hash, row_hash "
+            "FROM audit_append($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9, $10, $11, $12)",
+            record.actor, record.actor_id, record.role, record.endpoint, record.allowed,
+            json.dumps(record.parameters, ensure_ascii=False, allow_nan=False, default=str), record.purpose,
+            record.case_reference, record.authorisation_reference, record.authorisation_id, record.reason,
+            record.result_count,
         )  # fmt: skip
-        stored = StoredRow(**{**row.__dict__, "row_hash": row_hash(prev, row)})
-        await conn.execute(
-            """INSERT INTO audit_log (id, at, actor, role, endpoint, parameters, purpose, case_reference,
-                   authorisation_reference, allowed, reason, result_count, prev_hash, row_hash)
-               VALUES ($1, $2, $3, $4, $5, $6::text::jsonb, $7, $8, $9, $10, $11, $12, $13, $14)""",
-            stored.id, stored.at, stored.actor, stored.role, stored.endpoint, stored.parameters_json, stored.purpose,
-            stored.case_reference, stored.authorisation_reference, stored.allowed, stored.reason, stored.result_count,
-            stored.prev_hash, stored.row_hash,
-        )  # fmt: skip
-        return stored
+    return StoredRow(
+        id=fixed["id"], at=fixed["at"], actor=record.actor, role=record.role, endpoint=record.endpoint,
+        parameters_json=fixed["parameters_json"], purpose=record.purpose, case_reference=record.case_reference,
+        authorisation_reference=record.authorisation_reference, allowed=record.allowed, reason=record.reason,
+        result_count=record.result_count, prev_hash=fixed["prev_hash"], row_hash=fixed["row_hash"],
+        actor_id=record.actor_id, authorisation_id=record.authorisation_id, format=2,
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)

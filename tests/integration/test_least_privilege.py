@@ -86,7 +86,14 @@ async def test_service_login_writes_what_it_must_and_nothing_else(namespace: Nam
             "DELETE FROM hit_outcomes",
             "UPDATE hit_outcomes SET note = 'x'",
             "UPDATE api_users SET role = 'admin'",
-            "INSERT INTO api_users (name, role, token_hash, created_by) VALUES ('x', 'admin', '\\x00', 'x')",
+            "INSERT INTO api_users SELECT * FROM api_users LIMIT 1",
+            # A forged audit row: id, time and hashes of the service's choosing (migration 0009: appends go through
+            # audit_append() only), and the function itself replaced.
+            "INSERT INTO audit_log (id, at, actor, role, endpoint, allowed, prev_hash, row_hash) VALUES "
+            "(9223372036854775807, now(), 'x', 'x', 'x', true, repeat('0', 64), repeat('1', 64))",
+            "CREATE OR REPLACE FUNCTION audit_canonical_v2() RETURNS text LANGUAGE sql AS 'SELECT 1'",
+            "DELETE FROM authorisations",
+            "UPDATE authorisations SET valid_until = valid_until + interval '1 year'",
             "DELETE FROM purge_log",
             "DROP TABLE passages",
             "DROP TABLE audit_log",

@@ -30,7 +30,9 @@ async def _append(conn: asyncpg.Connection, n: int, start: int = 0) -> list[Stor
         record = AuditRecord(
             actor=f"inspector{i % 3}", role="investigator", endpoint="/passages", allowed=i % 4 != 0,
             parameters={"plate": f"1ABC{i:03d}", "from": "2026-01-01T00:00:00Z", "limit": 100, "ratio": 0.1 * i},
-            purpose="burglary series", case_reference=f"LM.{i}", authorisation_reference=None,
+            # Every kind of character the SQL and the Python canonical forms must escape alike.
+            purpose="burglary series" if i != 3 else 'q"uote \\ back\tslash\n\x01\x1f\x7f \u2028 é 🚓 €',
+            case_reference=f"LM.{i}", authorisation_reference=None,
             reason=None if i % 4 else "no authorisation for data older than 30 days", result_count=i,
         )  # fmt: skip
         rows.append(await append_audit(conn, record))
@@ -57,15 +59,16 @@ async def test_audit_chain_intact_and_recomputable(namespace: Namespace) -> None
         stored = await conn.fetch("SELECT *, parameters::text AS parameters_json FROM audit_log ORDER BY id")
         prev = "0" * 64
         for row, mine in zip(stored, rows, strict=True):
-            # Independent recomputation: sha256(prev_hash || canonical JSON) from the stored columns.
-            fields = {
-                "id": row["id"], "at": row["at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "actor": row["actor"],
-                "role": row["role"], "endpoint": row["endpoint"], "parameters": row["parameters_json"],
-                "purpose": row["purpose"], "case_reference": row["case_reference"],
-                "authorisation_reference": row["authorisation_reference"], "allowed": row["allowed"],
-                "reason": row["reason"], "result_count": row["result_count"],
-            }  # fmt: skip
-            canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            # Independent recomputation: sha256(prev_hash || canonical JSON array) from the stored columns, the form
+            # the database's audit_append() hashes (format 2).
+            assert row["format"] == 2
+            values = [
+                2, row["id"], row["at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ"), row["actor"], row["actor_id"], row["role"],
+                row["endpoint"], row["parameters_json"], row["purpose"], row["case_reference"],
+                row["authorisation_reference"], row["authorisation_id"], row["allowed"], row["reason"],
+                row["result_count"],
+            ]  # fmt: skip
+            canonical = json.dumps(values, separators=(",", ":"), ensure_ascii=False).encode()
             assert row["prev_hash"] == prev
             assert row["row_hash"] == hashlib.sha256(prev.encode() + canonical).hexdigest() == mine.row_hash
             assert row_hash(prev, mine) == mine.row_hash
@@ -123,7 +126,7 @@ async def test_append_refuses_an_old_snapshot(namespace: Namespace) -> None:
     conn = await namespace.db()
     try:
         async with conn.transaction(isolation="repeatable_read"):
-            with pytest.raises(RuntimeError, match="read committed"):
+            with pytest.raises(asyncpg.InvalidTransactionStateError, match="read committed"):
                 await append_audit(conn, AuditRecord(actor="a", role="r", endpoint="/e", allowed=True))
     finally:
         await conn.close()
@@ -260,7 +263,12 @@ async def test_migrate_twice_and_role_exists_across_schemas(namespace: Namespace
             "SELECT array_agg(privilege_type::text ORDER BY privilege_type) FROM information_schema.role_table_grants "
             "WHERE grantee = 'anpr_service' AND table_name = 'audit_log' AND table_schema = current_schema()"
         )
-        assert privileges == ["INSERT", "SELECT"]
+        # Appends go through audit_append() only: no direct INSERT (migration 0009).
+        assert privileges == ["SELECT"]
+        assert await conn.fetchval(
+            "SELECT has_function_privilege('anpr_service', format('%I.audit_append(text, bigint, text, text, boolean, "
+            "jsonb, text, text, text, bigint, text, integer)', current_schema()), 'EXECUTE')"
+        )
     finally:
         await conn.close()
 
