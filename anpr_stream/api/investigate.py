@@ -46,6 +46,7 @@ from anpr_stream.core.entry import MAX_ID, MAX_REFERENCE
 from anpr_stream.core.matching import WatchlistIndex
 from anpr_stream.core.matching.segment import MIN_FUZZY_LENGTH
 from anpr_stream.core.plates import confusion_form
+from anpr_stream.core.plates.normalisation import normalise
 from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.csvsafe import safe_cell
 from anpr_stream.retention.policy import DataClass
@@ -81,13 +82,18 @@ Ocr = Annotated[bool, Query(description="true: the plate's whole confusion class
 
 
 async def _granted(
-    call: Call, since: datetime | None, until: datetime | None, cameras: list[str] | None = None
+    call: Call,
+    since: datetime | None,
+    until: datetime | None,
+    cameras: list[str] | None = None,
+    plates: list[str] | None = None,
 ) -> tuple[Grant, datetime]:
     """The access decision for a window of passages, and the granted lower bound."""
     policy = call.svc.settings.retention
     grant = await call.grant(
-        since=since or default_since(policy, call.now), until=until, data_class=DataClass.PASSAGES, cameras=cameras
-    )
+        since=since or default_since(policy, call.now), until=until, data_class=DataClass.PASSAGES, cameras=cameras,
+        plates=plates,
+    )  # fmt: skip
     assert grant.since is not None  # decide() always bounds a data window by the retention horizon
     return grant, grant.since
 
@@ -407,7 +413,9 @@ async def retroactive(
         # A look-back as long as the open-access period (the default 30 days under BE) stays open: trimmed by the
         # minute that keeps it inside the period by the time the decision is made.
         since = max(since, default_since(policy_window, call.now))
-    grant, since_at = await _granted(call, since, None)
+    # A whole plate binds the look-back to that plate (within a plate-bound authorisation); a partial plate does not.
+    whole = normalise(body.plate) if not any(c in body.plate for c in "*?%_") else ""
+    grant, since_at = await _granted(call, since, None, plates=[whole] if whole else None)
     try:
         entry = entry_from_mapping(entry_fields)
         if entry.is_pattern:

@@ -260,8 +260,18 @@ async def test_retroactive_hits_of_a_new_entry(namespace: Namespace) -> None:
         assert backwards.status_code == 400 and "later than valid_from" in backwards.json()["detail"]
         assert http.post("/v1/watchlist/retroactive", json=entry(colour="red")).status_code == 422
 
-    judicial = {"X-Authorisation": "judicial_with_prosecutor_decision", "X-Authorisation-Reference": "PK 26/123"}
-    with client(base, token, **judicial) as http:
+    conn = await ns.db()
+    try:
+        cited = await conn.fetchval(
+            """INSERT INTO authorisations (kind, issuing_authority, issued_by, reference, case_reference, plates,
+                   data_from, data_until, valid_from, valid_until, registered_by)
+               VALUES ('judicial_with_prosecutor_decision', 'procureur des Konings, Limburg', 'M. Peeters', 'PK 26/123',
+                       $1, ARRAY['1ABC123'], $2, $3, $2, $4, 'im') RETURNING authorisation_id""",
+            HEADERS["X-Case-Reference"], NOW - timedelta(days=100), NOW + timedelta(days=1), NOW + timedelta(days=30),
+        )  # fmt: skip
+    finally:
+        await conn.close()
+    with client(base, token, **{"X-Authorisation-Id": str(cited)}) as http:
         longer = http.post("/v1/watchlist/retroactive", params={"lookback_days": 45}, json=entry())
         assert longer.status_code == 200, longer.text
         assert "e5" in [h["read_id"] for h in longer.json()["hits"]]
