@@ -33,7 +33,7 @@ Every request is authenticated (`Authorization: Bearer <token>`, tokens from `an
 allowed or denied. Requests for camera data state their purpose (`X-Purpose`) and a case reference
 (`X-Case-Reference`); data older than the open-access period of the retention policy (BE: 30 days) is for
 investigators only and needs a registered authorisation of that case (`X-Authorisation-Id`: the procureur des
-Konings' decision, registered by the zone's information manager under `/v1/authorisations`), else 403 with the
+Konings' decision, registered by the zone's information manager under `/v1/registry/authorisations`), else 403 with the
 reason; what the authorisation does not cover is cut from the window. Data past retention is never returned."""
 
 general = APIRouter(prefix="/v1", tags=["general"], responses=error_responses(400, 401, 403))
@@ -157,6 +157,7 @@ def create_app(settings: Settings, routers: tuple[APIRouter, ...] = (), docs: bo
     app.add_exception_handler(RequestValidationError, _invalid_request)
     for error in UNSTORABLE_TEXT:
         app.add_exception_handler(error, _unstorable_text)
-    for router in (general, hits.router, session.router, authorisations.router, *routers):
+    registry = (authorisations.router, authorisations.registry_router)
+    for router in (general, hits.router, session.router, *registry, *routers):
         app.include_router(router)
     return app

@@ -26,6 +26,11 @@ from anpr_stream.retention.policy import Access
 
 # --- HTTP ------------------------------------------------------------------------------------------------------------
 
+# Changes under /v1/registry, reads under /v1/authorisations: one method per path (a path with GET and POST routes
+# answers OPTIONS with the first route's Allow only, starlette's router).
+registry_router = APIRouter(
+    prefix="/v1/registry/authorisations", tags=["authorisations"], responses=error_responses(400, 401, 403, 404)
+)
 router = APIRouter(prefix="/v1/authorisations", tags=["authorisations"], responses=error_responses(400, 401, 403, 404))
 
 
@@ -50,7 +55,7 @@ class RevocationBody(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.post(
+@registry_router.post(
     "",
     name="authorisations.register",
     summary="Register a written authorisation (information manager)",
@@ -75,7 +80,7 @@ async def register_route(call: CallDep, body: Annotated[RegistrationBody, Body()
     return view(row)
 
 
-@router.post("/{authorisation_id}/revoke", name="authorisations.revoke", summary="Revoke an authorisation")
+@registry_router.post("/{authorisation_id}/revoke", name="authorisations.revoke", summary="Revoke an authorisation")
 async def revoke_route(
     call: CallDep, authorisation_id: Annotated[int, Path(ge=1)], body: Annotated[RevocationBody, Body()]
 ) -> dict[str, Any]:

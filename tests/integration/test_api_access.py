@@ -438,15 +438,15 @@ async def test_registry_roles(namespace: Namespace) -> None:
     }  # fmt: skip
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
         for role, token in tokens.items():
-            got = await client.post("/v1/authorisations", json=body, headers=headers(token, "case", "be"))
+            got = await client.post("/v1/registry/authorisations", json=body, headers=headers(token, "case", "be"))
             if role is Role.INFORMATION_MANAGER:
                 assert got.status_code == 201, got.text
                 registered = got.json()
             else:
                 assert got.status_code == 403 and "may not use authorisations.register" in got.json()["detail"]
         assert registered["plates"] == ["1ABC123"] and registered["registered_by"] == "reg-information_manager"
-        again = await client.post("/v1/authorisations", json=body, headers=headers(tokens[Role.INFORMATION_MANAGER],
-                                                                                   "none", "be"))  # fmt: skip
+        manager = headers(tokens[Role.INFORMATION_MANAGER], "none", "be")
+        again = await client.post("/v1/registry/authorisations", json=body, headers=manager)
         assert again.status_code == 400 and "already has a registered decision" in again.json()["detail"]
         inv = tokens[Role.INVESTIGATOR]
         listed = await client.get("/v1/authorisations", headers=headers(inv, "case", "be"))
@@ -459,7 +459,7 @@ async def test_registry_roles(namespace: Namespace) -> None:
         since = {"since": (now - timedelta(days=100)).isoformat()}
         route = await client.get("/v1/plates/1ABC123/route", params=since, headers=cite)
         assert route.status_code == 200, route.text
-        revoke = await client.post(f"/v1/authorisations/{registered['authorisation_id']}/revoke",
+        revoke = await client.post(f"/v1/registry/authorisations/{registered['authorisation_id']}/revoke",
                                    json={"reason": "decision withdrawn"},
                                    headers=headers(tokens[Role.INFORMATION_MANAGER], "none", "be"))  # fmt: skip
         assert revoke.status_code == 200 and revoke.json()["revoked_by"] == "reg-information_manager"
