@@ -45,8 +45,12 @@ def spawn_detached(argv: Sequence[str], log_file: Path, pid_file: Path, env: dic
     log_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.unlink(missing_ok=True)
     # setsid --fork: setsid forks the service and exits at once; the shell records its own pid and then execs the
-    # service, so the pid file names the service itself.
-    launcher = ["setsid", "--fork", "sh", "-c", 'echo $$ > "$0"; exec "$@"', str(pid_file), *argv]
+    # service, so the pid file names the service itself. The pid goes to a temporary file renamed into place: a
+    # reader polling the pid file never sees it created but still empty (read_pid would remove it as stale, the
+    # shell's write would land in the unlinked file, and the start would be reported failed with the service running).
+    launcher = [
+        "setsid", "--fork", "sh", "-c", 'echo $$ > "$0.tmp" && mv -f "$0.tmp" "$0"; exec "$@"', str(pid_file), *argv,
+    ]  # fmt: skip
     with open(log_file, "ab") as log:
         subprocess.run(launcher, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, check=True)
     deadline = time.monotonic() + 10

@@ -195,10 +195,12 @@ async def test_kcat_produces_reads_and_reads_hits(namespace: Namespace, tmp_path
         check=True, timeout=30,
     )  # fmt: skip
     assert await ns.wait_for_rows("SELECT count(*) FROM passages", 2) == 2
+    # The hit is published after its alert hold, which may end after the passages are stored: wait for the first
+    # committed message (-c 1) rather than reading to the current end (-e), bounded by the subprocess timeout.
     out = subprocess.run(
-        ["kcat", "-C", "-b", bootstrap, "-t", ns.hits, "-X", "isolation.level=read_committed", "-e", "-q",
-         "-f", "%k\t%s\n"],
-        capture_output=True, check=True, timeout=30,
+        ["kcat", "-C", "-b", bootstrap, "-t", ns.hits, "-X", "isolation.level=read_committed", "-o", "beginning",
+         "-c", "1", "-q", "-f", "%k\t%s\n"],
+        capture_output=True, check=True, timeout=60,
     )  # fmt: skip
     key, value = out.stdout.decode().strip().split("\t", 1)
     hit = orjson.loads(value)
