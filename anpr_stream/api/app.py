@@ -18,7 +18,7 @@ from pydantic import BaseModel, Field
 from anpr_stream import __version__
 from anpr_stream.api import authorisations, hits, session
 from anpr_stream.api.access import Role
-from anpr_stream.api.context import CallDep, Services, audit, error_responses, services
+from anpr_stream.api.context import UNAUTHENTICATED, CallDep, Services, audit, error_responses, services
 from anpr_stream.api.headers import SecurityHeaders, docs_enabled
 from anpr_stream.api.users import authenticate
 from anpr_stream.cameras import CameraRegistry
@@ -99,12 +99,13 @@ async def cameras(call: CallDep) -> dict[str, Any]:
     return {"cameras": shown}
 
 
-async def _requester(request: Request) -> tuple[str, str]:
-    """Actor and role for the audit row of a request refused before (or outside) the route's own decision."""
+async def _requester(request: Request) -> tuple[str, str, int | None]:
+    """Actor, role and actor id (api_users) for the audit row of a request refused before (or outside) the route's
+    own decision."""
     header = request.headers.get("authorization", "")
     token = header[7:].strip() if header.lower().startswith("bearer ") else ""
     user = await authenticate(services(request).pool, token) if token else None
-    return (user.name, user.role.value) if user else ("(unauthenticated)", "-")
+    return (user.name, user.role.value, user.user_id) if user else (UNAUTHENTICATED, "-", None)
 
 
 async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
@@ -115,8 +116,8 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
         for e in exc.errors()
     ]
     reason = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)[:1000]
-    actor, role = await _requester(request)
-    await audit(services(request), request, actor, role, False, reason=f"invalid request: {reason}")
+    actor, role, actor_id = await _requester(request)
+    await audit(services(request), request, actor, role, False, reason=f"invalid request: {reason}", actor_id=actor_id)
     return JSONResponse({"detail": errors}, status_code=422)
 
 
@@ -128,8 +129,8 @@ async def _unstorable_text(request: Request, exc: Exception) -> JSONResponse:
     through is the caller's error (400, audited), not the server's (500). Query parameters are refused earlier, in
     the Call dependency; string fields of request bodies should refuse NUL in their model (pattern `^[^\\x00]*$`)."""
     reason = "text with NUL characters cannot be stored or searched"
-    actor, role = await _requester(request)
-    await audit(services(request), request, actor, role, False, reason=reason)
+    actor, role, actor_id = await _requester(request)
+    await audit(services(request), request, actor, role, False, reason=reason, actor_id=actor_id)
     return JSONResponse({"detail": reason}, status_code=400)
 
 

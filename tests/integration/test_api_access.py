@@ -370,6 +370,8 @@ async def test_every_request_is_audited_once(namespace: Namespace) -> None:
             ("POST", f"/v1/hits/{hit}/ack", auth, {"outcome": "false_read", "note": "OCR"}, 200, "ines", "hits.ack",
              True, None),
         ]  # fmt: skip
+        users = await conn.fetch("SELECT name, user_id FROM api_users WHERE name IN ('ines', 'dora')")
+        user_ids = {u["name"]: u["user_id"] for u in users}
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             for method, path, hdrs, body, status, actor, endpoint, allowed, reason in cases:
                 last = await _last_id(conn)
@@ -379,6 +381,7 @@ async def test_every_request_is_audited_once(namespace: Namespace) -> None:
                 assert len(rows) == 1, (path, status)
                 row = rows[0]
                 assert (row["actor"], row["endpoint"], row["allowed"]) == (actor, endpoint, allowed), (path, status)
+                assert row["actor_id"] == user_ids.get(actor), (path, status)  # 422 and NUL rows too
                 assert reason is None or reason in row["reason"], (row["reason"], reason)
         # Tokens are stored only as their sha256.
         stored = await conn.fetchrow(
@@ -417,11 +420,14 @@ async def test_text_postgresql_cannot_hold_is_a_400_on_any_route(namespace: Name
     conn = await namespace.db()
     try:
         row = await conn.fetchrow(
-            "SELECT actor, allowed, reason, parameters->>'q' AS q FROM audit_log WHERE endpoint = 'me' AND NOT allowed"
+            "SELECT actor, actor_id, allowed, reason, parameters->>'q' AS q FROM audit_log "
+            "WHERE endpoint = 'me' AND NOT allowed"
         )
+        ines = await conn.fetchval("SELECT user_id FROM api_users WHERE name = 'ines'")
     finally:
         await conn.close()
     assert (row["actor"], row["allowed"], row["q"]) == ("ines", False, "a\ufffdb") and "NUL" in row["reason"]
+    assert ines is not None and row["actor_id"] == ines
 
 
 async def test_registry_roles(namespace: Namespace) -> None:
