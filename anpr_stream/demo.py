@@ -42,8 +42,9 @@ def _line(hit: dict[str, Any], colour: bool) -> str:
     what = entry["instruction"] if entry.get("covert") else f"{hit['list']:<15} {hit['action']:<9}"
     listed = "(covert)" if entry.get("covert") else entry["plate"]
     kind = hit["match"] + (f"/{hit['distance']}" if hit["distance"] else "")
+    priority = "--" if hit["priority"] is None else f"P{hit['priority']}"  # covert hits carry no priority
     text = (
-        f"{at}  P{hit['priority']}  {what}  read {read['plate']!r:<14} list {listed!s:<12} {kind:<8} "
+        f"{at}  {priority}  {what}  read {read['plate']!r:<14} list {listed!s:<12} {kind:<8} "
         f"{camera['name'] or camera['camera_id']}"
     )
     start = COLOURS.get(hit["priority"], "") if colour else ""
