@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "anpr_stream.commands.audit",
     "anpr_stream.commands.retention",
     "anpr_stream.commands.users",
+    "anpr_stream.commands.authorisations",
     "anpr_stream.commands.api",
     "anpr_stream.commands.dpo",
     "anpr_stream.commands.db",
