@@ -97,6 +97,8 @@ class Topics:
     hits: str = "anpr.hits"
     dlq: str = "anpr.reads.dlq"
     watchlist: str = "anpr.watchlist"
+    # Signed audit checkpoints (anpr_stream.audit.checkpoint): written by the audit signer alone, kept for good.
+    checkpoints: str = "anpr.audit.checkpoints"
     reads_partitions: int = 6
     hits_partitions: int = 3
 
@@ -152,6 +154,7 @@ class Settings:
             hits=env.get("ANPR_TOPIC_HITS", Topics.hits),
             dlq=env.get("ANPR_TOPIC_DLQ", Topics.dlq),
             watchlist=env.get("ANPR_TOPIC_WATCHLIST", Topics.watchlist),
+            checkpoints=env.get("ANPR_TOPIC_AUDIT_CHECKPOINTS", Topics.checkpoints),
             reads_partitions=_int(env, "ANPR_READS_PARTITIONS", Topics.reads_partitions, minimum=1),
             hits_partitions=_int(env, "ANPR_HITS_PARTITIONS", Topics.hits_partitions, minimum=1),
         )

@@ -10,7 +10,7 @@ import asyncpg
 
 from anpr_stream.audit.chain import AuditRecord, ChainBreak, ChainWalker, StoredRow
 
-_SELECT_CHAIN = (
+SELECT_CHAIN = (
     "SELECT id, at, actor, role, endpoint, parameters::text AS parameters_json, purpose, case_reference, "
     "authorisation_reference, allowed, reason, result_count, prev_hash, row_hash, actor_id, authorisation_id, format "
     "FROM audit_log ORDER BY id"
@@ -71,7 +71,7 @@ async def verify_audit(conn: asyncpg.Connection, batch: int = 5000) -> Verificat
     """Walk the whole chain in id order (streamed) and return the first break, if any."""
     walker = ChainWalker()
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        async for record in conn.cursor(_SELECT_CHAIN, prefetch=batch):
+        async for record in conn.cursor(SELECT_CHAIN, prefetch=batch):
             if walker.feed(StoredRow(**dict(record))) is not None:
                 break
         broken = walker.finish()

@@ -69,6 +69,7 @@ def isolated_env(
         ANPR_TOPIC_HITS=f"{prefix}.{tag}.hits",
         ANPR_TOPIC_DLQ=f"{prefix}.{tag}.reads.dlq",
         ANPR_TOPIC_WATCHLIST=f"{prefix}.{tag}.watchlist",
+        ANPR_TOPIC_AUDIT_CHECKPOINTS=f"{prefix}.{tag}.audit.checkpoints",
         ANPR_CONSUMER_GROUP=f"{prefix}-{tag}",
         ANPR_WORKER_ID=f"{prefix}-{tag}",
     )
