@@ -14,6 +14,7 @@ import asyncpg
 from aiokafka.errors import KafkaError
 
 from anpr_stream.commands.database import database_url, on_connection
+from anpr_stream.commands.users import _by_option, operator_of
 from anpr_stream.config import ConfigError, Settings
 from anpr_stream.core.rfc3339 import parse_rfc3339
 from anpr_stream.retention.assessment import RetentionCheck, check_lines
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     )
     purge_parser.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
     purge_parser.add_argument("--now", metavar="RFC3339", help="compute the horizons as of this instant (default: now)")
+    _by_option(purge_parser)
     purge_parser.set_defaults(handler=_purge)
     check = commands.add_parser(
         "check",
@@ -68,7 +70,8 @@ def _purge(args: argparse.Namespace) -> int:
     try:
         policy = policy_from_env(os.environ)
         now = parse_rfc3339(args.now) if args.now else datetime.now(UTC)
-    except ValueError as exc:
+        by = operator_of(args)
+    except ValueError as exc:  # UserError (--by) is one
         print(f"anpr-stream: {exc}", file=sys.stderr)
         return 2
     url = database_url()
@@ -78,7 +81,7 @@ def _purge(args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> PurgeReport | None:
         if not args.dry_run and not await may_purge(conn):
             return None
-        return await purge(conn, policy, now, dry_run=args.dry_run)
+        return await purge(conn, policy, now, dry_run=args.dry_run, actor=by.name, role=by.role)
 
     report = on_connection(url, work)
     if report is None:

@@ -10,12 +10,16 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import asyncpg
 
+from anpr_stream.audit.chain import AuditRecord
+from anpr_stream.audit.log import append_audit
 from anpr_stream.retention.policy import DataClass, RetentionPolicy
 
 log = logging.getLogger(__name__)
 
 # Two purges at once (a scheduled one and a manual one) serialise on this lock, per schema.
 _LOCK_KEY = 0x70757267  # "purg"
+# The audit signer listens here (anpr_stream.audit.signer.NOTIFY_CHANNEL) and checkpoints after every purge.
+CHECKPOINT_CHANNEL = "anpr_audit_checkpoint"
 _PARTITION = re.compile(r"passages_(\d{8})")
 
 
@@ -97,11 +101,18 @@ async def day_partitions(conn: asyncpg.Connection) -> list[DayPartition]:
 
 
 async def purge(
-    conn: asyncpg.Connection, policy: RetentionPolicy, now: datetime, *, dry_run: bool = False
+    conn: asyncpg.Connection,
+    policy: RetentionPolicy,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    actor: str = "system:purge",
+    role: str = "system",
 ) -> PurgeReport:
     """Remove what is past the horizons as of `now`; idempotent (a second run finds nothing) and recorded in
-    purge_log (dry runs are not). Not inside a transaction: DETACH ... CONCURRENTLY cannot run in one, and it keeps
-    the worker writing today's partition while old days are detached."""
+    purge_log and in the audit chain (`admin.retention.purge`, by `actor`), with a NOTIFY on which the audit signer
+    checkpoints the chain as soon as the run commits (dry runs record nothing). Not inside a transaction: DETACH ...
+    CONCURRENTLY cannot run in one, and it keeps the worker writing today's partition while old days are detached."""
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
     passage_horizon = policy.passage_horizon(now)
@@ -149,16 +160,33 @@ async def purge(
             kept_partitions=len(partitions) - len(doomed), straddling=straddling,
         )  # fmt: skip
         if not dry_run:
-            await conn.execute(
-                """INSERT INTO purge_log (as_of, policy, passage_horizon, hit_horizon, outcome_horizon,
-                       dropped_partitions, passages_removed, hits_removed, outcomes_removed)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
-                now, policy.name, passage_horizon, hit_horizon, outcome_horizon, report.dropped_partitions,
-                passages_removed, hits_removed, outcomes_removed,
-            )  # fmt: skip
+            async with conn.transaction():
+                await conn.execute(
+                    """INSERT INTO purge_log (as_of, policy, passage_horizon, hit_horizon, outcome_horizon,
+                           dropped_partitions, passages_removed, hits_removed, outcomes_removed)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                    now, policy.name, passage_horizon, hit_horizon, outcome_horizon, report.dropped_partitions,
+                    passages_removed, hits_removed, outcomes_removed,
+                )  # fmt: skip
+                await append_audit(conn, _audit_record(report, actor, role))
+                await conn.execute("SELECT pg_notify($1, current_schema())", CHECKPOINT_CHANNEL)
         return report
     finally:
         await conn.execute("SELECT pg_advisory_unlock($1, hashtext(current_schema()))", _LOCK_KEY)
+
+
+def _audit_record(report: PurgeReport, actor: str, role: str) -> AuditRecord:
+    return AuditRecord(
+        actor=actor, role=role, endpoint="admin.retention.purge", allowed=True,
+        parameters={
+            "policy": report.policy, "as_of": report.as_of.isoformat(),
+            "passage_horizon": report.passage_horizon.isoformat(), "hit_horizon": report.hit_horizon.isoformat(),
+            "outcome_horizon": report.outcome_horizon.isoformat(), "dropped_partitions": report.dropped_partitions,
+            "passages_removed": report.passages_removed, "hits_removed": report.hits_removed,
+            "outcomes_removed": report.outcomes_removed,
+        },
+        result_count=report.passages_removed + report.hits_removed + report.outcomes_removed,
+    )  # fmt: skip
 
 
 # Outcomes recorded before their horizon ($1), and every outcome of a hit observed before the hits horizon ($2).
@@ -186,7 +214,9 @@ async def _drop(conn: asyncpg.Connection, partition: DayPartition) -> None:
     await conn.execute(f"DROP TABLE IF EXISTS {name}")
 
 
-async def run_purge(pool: asyncpg.Pool, policy: RetentionPolicy, now: datetime) -> PurgeReport | None:
+async def run_purge(
+    pool: asyncpg.Pool, policy: RetentionPolicy, now: datetime, actor: str = "system:worker"
+) -> PurgeReport | None:
     """For the worker's scheduled purge: one run on a connection from the pool. None, with a warning, when the
     worker runs as the least-privilege service role: then `anpr-stream retention purge` runs as the owner instead
     (cron, systemd timer)."""
@@ -198,4 +228,4 @@ async def run_purge(pool: asyncpg.Pool, policy: RetentionPolicy, now: datetime) 
                 await conn.fetchval("SELECT current_user"),
             )
             return None
-        return await purge(conn, policy, now)
+        return await purge(conn, policy, now, actor=actor)

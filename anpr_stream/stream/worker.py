@@ -156,7 +156,9 @@ class Worker:
         await asyncio.sleep(min(60.0, interval))
         while True:
             try:
-                report = await run_purge(self.pool, self.settings.retention, datetime.now(UTC))
+                report = await run_purge(
+                    self.pool, self.settings.retention, datetime.now(UTC), actor=f"worker:{worker_id()}"
+                )
                 if report is not None and report.removed_anything:
                     log.info("retention purge: %s", "; ".join(report.lines()))
             except Exception:
