@@ -1,5 +1,6 @@
 """The DPO's report over HTTP (roles dpo and admin): what is held against the retention policy, purges, requests
-and denials, the audit chain's state, as JSON or CSV. No camera data."""
+and denials, the audit chain's state, the retention check, restricted-tier requests with their authorisations, as
+JSON or CSV. No camera data."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pydantic import AwareDatetime
 
 from anpr_stream.api.access import Denied
 from anpr_stream.api.context import CallDep, error_responses
-from anpr_stream.dpo.export import Section, to_csv
+from anpr_stream.dpo.export import SECTIONS, Section, to_csv
 from anpr_stream.dpo.report import DpoReport, build_report
 
 router = APIRouter(prefix="/v1/dpo", tags=["dpo"], responses=error_responses(400, 401, 403))
@@ -27,15 +28,16 @@ class Format(StrEnum):
 
 
 CSV_DESCRIPTION = (
-    "CSV: one file whose first column `section` names the section (holding, purge, request, denied, audit_chain); "
-    "the header is the union of the sections' columns. With `section=`, that section alone with its own columns."
+    f"CSV: one file whose first column `section` names the section ({', '.join(SECTIONS)}); the header is the union "
+    "of the sections' columns. With `section=`, that section alone with its own columns."
 )
 
 
 @router.get(
     "/report",
     name="dpo.report",
-    summary="Data held against the retention policy, purges, requests per user and purpose, denials, audit chain",
+    summary="Data held against the retention policy, purges, requests per user and purpose, denials, audit chain, "
+    "retention check, restricted-tier requests and their authorisations",
     response_model=DpoReport,
     responses={200: {"content": {"text/csv": {"schema": {"type": "string"}}}, "description": CSV_DESCRIPTION}},
 )

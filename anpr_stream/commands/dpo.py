@@ -29,10 +29,12 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
     commands = dpo.add_subparsers(dest="dpo_command", metavar="COMMAND", required=True)
     report = commands.add_parser(
         "report",
-        help="data held against the retention policy, purges, requests, denials, audit chain",
+        help="data held against the retention policy, purges, requests, denials, audit chain, authorisations",
         description="Build the DPO report (the same as GET /v1/dpo/report): per data class the rows held, the "
         "oldest record against the policy (violations named), day partitions; purge history; requests per user, "
-        "purpose and endpoint; denied requests; the audit chain's state. The run is recorded in the audit log "
+        "purpose and endpoint; denied requests; the audit chain's state; the retention check; requests into a "
+        "restricted tier with their authorisation, requests under authorisations revoked after them, authorisations "
+        "never used. The run is recorded in the audit log "
         "(actor cli:<operator>). Exit 0, or 1 when a retention violation or a broken audit chain was found (the report "
         "is written either way). The policy comes from ANPR_RETENTION and its overrides.",
     )

@@ -1,6 +1,8 @@
 """The DPO report: data held per class against the policy (violations named), purge history, requests per user,
-purpose and endpoint, denied requests, and the audit chain's state. No camera data: only counts, ages and names
-of users and purposes. One builder for the API (`GET /v1/dpo/report`) and the CLI (`anpr-stream dpo report`)."""
+purpose and endpoint, denied requests, the audit chain's state, the retention check, and the registry of
+authorisations as used (restricted-tier requests with their authorisation, requests under authorisations revoked
+since, authorisations never used). No camera data: only counts, ages, names of users and purposes, and the
+authorisations' references. One builder for the API (`GET /v1/dpo/report`) and the CLI (`anpr-stream dpo report`)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ from datetime import date, datetime, timedelta
 import asyncpg
 from pydantic import BaseModel, Field
 
+from anpr_stream.api.registry import COLUMNS as REGISTRY_COLUMNS
+from anpr_stream.api.registry import authorisation_of
 from anpr_stream.audit.log import verify_audit
 from anpr_stream.config import Settings
 from anpr_stream.retention.assessment import RetentionCheck
@@ -69,6 +73,51 @@ class DeniedRequest(BaseModel):
     case_reference: str | None
 
 
+class RestrictedRequest(BaseModel):
+    """A request into a restricted tier (the audit row names the registered authorisation it relied on)."""
+
+    id: int = Field(description="the audit row")
+    at: datetime
+    actor: str
+    actor_id: int | None = Field(description="api_users id of the actor")
+    role: str
+    endpoint: str
+    purpose: str | None
+    case_reference: str | None
+    authorisation_id: int
+    kind: str | None = Field(description="the authorisation's kind (None: no such authorisation is registered)")
+    issuing_authority: str | None
+    reference: str | None = Field(description="the decision's own reference")
+    allowed: bool
+    result_count: int | None
+
+
+class RevokedRequest(RestrictedRequest):
+    """A request made under an authorisation revoked after it."""
+
+    revoked_at: datetime
+    revoked_by: str
+    revocation_reason: str | None
+
+
+class UnusedAuthorisation(BaseModel):
+    """An authorisation in force during the window that no allowed request ever relied on."""
+
+    authorisation_id: int
+    kind: str
+    issuing_authority: str
+    reference: str
+    case_reference: str
+    registered_at: datetime
+    registered_by: str
+    valid_from: datetime
+    valid_until: datetime
+    single_query: bool
+    used_at: datetime | None = Field(description="a single-query authorisation spent by a request that then failed")
+    revoked_at: datetime | None
+    current: bool = Field(description="usable as the report is made (not revoked, expired, pending or spent)")
+
+
 class ChainStatus(BaseModel):
     intact: bool
     rows: int
@@ -90,11 +139,29 @@ class DpoReport(BaseModel):
     denied_total: int
     audit_chain: ChainStatus
     retention_check: RetentionCheck | None = Field(default=None, description="`anpr-stream retention check`")
+    restricted_requests: list[RestrictedRequest] = Field(
+        default_factory=list, description="every request in the window into a restricted tier, with its authorisation"
+    )
+    revoked_requests: list[RevokedRequest] = Field(
+        default_factory=list,
+        description="requests made under an authorisation revoked after them: those in the window (revoked by the "
+        "time of the report), and every one under an authorisation revoked in the window",
+    )
+    unused_authorisations: list[UnusedAuthorisation] = Field(
+        default_factory=list,
+        description="authorisations registered before the window's end and in force during it that no allowed "
+        "request relied on (up to the time of the report)",
+    )
 
     @property
     def row_count(self) -> int:
         """What the audit log records as the report's result count: its rows, all sections."""
-        return len(self.holdings) + len(self.purges) + len(self.requests) + len(self.denied) + 1
+        check = self.retention_check
+        return (
+            len(self.holdings) + len(self.purges) + len(self.requests) + len(self.denied) + 1
+            + len(self.restricted_requests) + len(self.revoked_requests) + len(self.unused_authorisations)
+            + (1 + len(check.topics) + len(check.tables) if check is not None else 0)
+        )  # fmt: skip
 
 
 def assess(
@@ -144,6 +211,49 @@ async def holdings(conn: asyncpg.Connection, policy: RetentionPolicy, now: datet
     return out
 
 
+# Rows that administer the registry name the authorisation they register or revoke; they are not requests that
+# relied on it (the CLI's `anpr-stream authorisations`, the information manager's API routes).
+REGISTRY_ENDPOINTS = (
+    "admin.authorisations.register", "admin.authorisations.revoke", "authorisations.register", "authorisations.revoke",
+)  # fmt: skip
+
+# A restricted-tier request and its authorisation (LEFT JOIN: a row citing an id the registry lacks still shows).
+_RESTRICTED = """SELECT l.id, l.at, l.actor, l.actor_id, l.role, l.endpoint, l.purpose, l.case_reference,
+           l.authorisation_id, a.kind, a.issuing_authority, a.reference, l.allowed, l.result_count,
+           a.revoked_at, a.revoked_by, a.revocation_reason
+      FROM audit_log l LEFT JOIN authorisations a ON a.authorisation_id = l.authorisation_id
+     WHERE l.authorisation_id IS NOT NULL AND l.endpoint <> ALL($3::text[])"""
+
+
+async def authorisation_sections(
+    conn: asyncpg.Connection, now: datetime, since: datetime, until: datetime
+) -> tuple[list[RestrictedRequest], list[RevokedRequest], list[UnusedAuthorisation]]:
+    """The registry's sections: restricted-tier requests in [since, until), requests under authorisations revoked
+    after them, and authorisations in force in the window that no allowed request relied on."""
+    skipped = list(REGISTRY_ENDPOINTS)
+    restricted = await conn.fetch(_RESTRICTED + " AND l.at >= $1 AND l.at < $2 ORDER BY l.id", since, until, skipped)
+    revoked = await conn.fetch(
+        _RESTRICTED + """ AND a.revoked_at IS NOT NULL AND l.at < a.revoked_at
+           AND ((l.at >= $1 AND l.at < $2) OR (a.revoked_at >= $1 AND a.revoked_at < $2))
+         ORDER BY l.id""",
+        since, until, skipped,
+    )  # fmt: skip
+    unused = await conn.fetch(
+        f"""SELECT {REGISTRY_COLUMNS} FROM authorisations a
+             WHERE a.registered_at < $2 AND a.valid_from < $2 AND a.valid_until > $1
+               AND (a.revoked_at IS NULL OR a.revoked_at > $1)
+               AND NOT EXISTS (SELECT 1 FROM audit_log l WHERE l.authorisation_id = a.authorisation_id
+                                  AND l.allowed AND l.endpoint <> ALL($3::text[]))
+             ORDER BY a.authorisation_id""",  # noqa: S608 -- constant columns
+        since, until, skipped,
+    )  # fmt: skip
+    return (
+        [RestrictedRequest(**dict(r)) for r in restricted],
+        [RevokedRequest(**dict(r)) for r in revoked],
+        [UnusedAuthorisation(**dict(r), current=authorisation_of(r).unusable(now) is None) for r in unused],
+    )
+
+
 async def build_report(
     conn: asyncpg.Connection,
     policy: RetentionPolicy,
@@ -180,6 +290,7 @@ async def build_report(
     )
     chain = await verify_audit(conn)
     check = await retention_check(conn, policy, now, kafka)  # topics and tables; `kafka` None or str: no topics
+    restricted, revoked, unused = await authorisation_sections(conn, now, since, until)
     return DpoReport(
         generated_at=now, policy=policy.name, since=since, until=until, holdings=held,
         violations=[h.violation for h in held if h.violation] + check.topic_violations, retention_check=check,
@@ -187,6 +298,7 @@ async def build_report(
         requests=[RequestCount(**dict(r)) for r in requests],
         denied=[DeniedRequest(**dict(r)) for r in denied],
         denied_total=int(denied_total),
+        restricted_requests=restricted, revoked_requests=revoked, unused_authorisations=unused,
         audit_chain=ChainStatus(intact=chain.intact, rows=chain.rows, last_id=chain.last_id,
                                 broken=str(chain.broken) if chain.broken else None, note=chain.note),
     )  # fmt: skip

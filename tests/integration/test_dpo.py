@@ -4,19 +4,24 @@ purge history, requests per user and purpose, denials, the audit chain's state; 
 from __future__ import annotations
 
 import csv
+import getpass
 import io
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
 
+from anpr_stream.api.registry import Registration, insert
 from anpr_stream.audit import AuditRecord
 from anpr_stream.audit.log import append_audit
 from anpr_stream.retention import preset
+from anpr_stream.retention.policy import Access
 from anpr_stream.retention.purge import purge
 from tests.integration.conftest import Namespace
-from tests.integration.test_api_access import plant_hit
+from tests.integration.test_api_access import headers, plant_hit
+from tests.integration.test_authorisations_cli import registered_id, registration
 
 pytestmark = pytest.mark.integration
 
@@ -140,3 +145,173 @@ async def test_api_report_for_dpo_and_admin_only(namespace: Namespace, planted: 
     assert len(rows) == 4 + 2 + 4
     assert sum(r["allowed"] for r in rows) == 4 and all(r["result_count"] for r in rows if r["allowed"])
     assert namespace.cli("audit", "verify").returncode == 0
+
+
+def _request(actor: str, authorisation_id: int | None, allowed: bool = True, **extra: Any) -> AuditRecord:
+    fields: dict[str, Any] = {
+        "actor": actor, "actor_id": 11, "role": "investigator", "endpoint": "plates.route", "allowed": allowed,
+        "purpose": "burglary", "case_reference": "LM.2026.0042", "authorisation_id": authorisation_id,
+        "result_count": 5 if allowed else None, "reason": None if allowed else "refused",
+    }  # fmt: skip
+    return AuditRecord(**(fields | extra))
+
+
+def _past(reference: str, valid_from: timedelta, valid_until: timedelta) -> Registration:
+    """Registered as the table takes it (checked() refuses a validity already past: these are history)."""
+    now = datetime.now(UTC)
+    return Registration(
+        kind=Access.JUDICIAL_WITH_PROSECUTOR_DECISION, issuing_authority="PK Limburg", issued_by="M. Peeters",
+        reference=reference, case_reference="LM.2026.0042", plates=("1ABC123",), cameras=None,
+        data_from=now - timedelta(days=300), data_until=now - timedelta(days=200), valid_from=now + valid_from,
+        valid_until=now + valid_until,
+    )  # fmt: skip
+
+
+def _report(namespace: Namespace, *args: str) -> dict[str, Any]:
+    done = namespace.cli("dpo", "report", *args)
+    assert done.returncode == 0, done.stderr.decode()
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+async def test_report_registry_sections(namespace: Namespace) -> None:
+    """Restricted-tier requests with their authorisation, requests under an authorisation revoked after them (in the
+    window, or revoked in it), authorisations in force in the window that no allowed request relied on; the
+    registry's own audit rows (which carry the authorisation id) count as none of these."""
+    cli = namespace.cli
+    a1, a2, a3, a4, a5 = (registered_id(cli(*registration(f"PK-{n}", "--plates", "1ABC123"))) for n in range(1, 6))
+    conn = await namespace.db()
+    try:
+        a6 = (await insert(conn, _past("PK-6", timedelta(days=-100), timedelta(days=-40)), "im", None))[0]
+        a7 = (await insert(conn, _past("PK-7", timedelta(days=-20), timedelta(days=-1)), "im", None))[0]
+        r1 = await append_audit(conn, _request("alice", a1))
+        r2 = await append_audit(conn, _request("bob", a2, endpoint="cameras.passages", actor_id=None))
+        r3 = await append_audit(conn, _request("carol", a4, allowed=False))
+        await append_audit(conn, _request("alice", None, endpoint="hits.list"))  # open tier: none of these
+        middle = await conn.fetchval("SELECT clock_timestamp()")
+        r5 = await append_audit(conn, _request("alice", a1))
+        revoked = cli("authorisations", "revoke", str(a1), "--reason", "decision withdrawn", "--by", "im-anna")
+        assert revoked.returncode == 0, revoked.stderr.decode()
+        assert cli("authorisations", "revoke", str(a5), "--reason", "case closed").returncode == 0
+        r6 = await append_audit(conn, _request('=HYPERLINK("http://x")', a1, allowed=False))  # after the revocation
+        a1_revoked = await conn.fetchval("SELECT revoked_at FROM authorisations WHERE authorisation_id = $1", a1)
+    finally:
+        await conn.close()
+
+    report = _report(namespace)
+    restricted = report["restricted_requests"]
+    assert [r["id"] for r in restricted] == [r1.id, r2.id, r3.id, r5.id, r6.id]
+    assert restricted[0] == {
+        "id": r1.id, "at": r1.at.isoformat().replace("+00:00", "Z"), "actor": "alice", "actor_id": 11,
+        "role": "investigator", "endpoint": "plates.route", "purpose": "burglary", "case_reference": "LM.2026.0042",
+        "authorisation_id": a1, "kind": "judicial_with_prosecutor_decision",
+        "issuing_authority": "procureur des Konings, Limburg", "reference": "PK-1", "allowed": True, "result_count": 5,
+    }  # fmt: skip
+    assert [(r["actor"], r["actor_id"], r["endpoint"], r["authorisation_id"], r["allowed"], r["result_count"])
+            for r in restricted[1:]] == [
+        ("bob", None, "cameras.passages", a2, True, 5), ("carol", 11, "plates.route", a4, False, None),
+        ("alice", 11, "plates.route", a1, True, 5), ('=HYPERLINK("http://x")', 11, "plates.route", a1, False, None),
+    ]  # fmt: skip
+    under_revoked = report["revoked_requests"]
+    assert [r["id"] for r in under_revoked] == [r1.id, r5.id]  # r6 came after the revocation
+    assert under_revoked[0] == restricted[0] | {
+        "revoked_at": a1_revoked.isoformat().replace("+00:00", "Z"), "revoked_by": "im-anna",
+        "revocation_reason": "decision withdrawn",
+    }  # fmt: skip
+    unused = {u["authorisation_id"]: u for u in report["unused_authorisations"]}
+    # a4 only refused, a5 revoked unused, a7 expired yesterday; a6 was no longer valid in the window
+    assert {i: (u["current"], u["revoked_at"] is not None) for i, u in unused.items()} == {
+        a3: (True, False), a4: (True, False), a5: (False, True), a7: (False, False),
+    }  # fmt: skip
+    assert a6 not in unused and unused[a3]["registered_by"] == f"cli:{getpass.getuser()}"
+    assert {k: unused[a7][k] for k in ("kind", "issuing_authority", "reference", "case_reference", "single_query",
+                                       "used_at", "registered_by")} == {
+        "kind": "judicial_with_prosecutor_decision", "issuing_authority": "PK Limburg", "reference": "PK-7",
+        "case_reference": "LM.2026.0042", "single_query": False, "used_at": None, "registered_by": "im",
+    }  # fmt: skip
+
+    # From the middle on: r1 is before the window but its authorisation was revoked in it; a7 expired before it.
+    later = _report(namespace, "--since", middle.isoformat())
+    assert [r["id"] for r in later["restricted_requests"]] == [r5.id, r6.id]
+    assert [r["id"] for r in later["revoked_requests"]] == [r1.id, r5.id]
+    assert [u["authorisation_id"] for u in later["unused_authorisations"]] == [a3, a4, a5]
+    # Up to the middle: r1 is in the window and was revoked since; a5 was revoked after the window, so in force in it.
+    earlier = _report(namespace, "--until", middle.isoformat())
+    assert [r["id"] for r in earlier["restricted_requests"]] == [r1.id, r2.id, r3.id]
+    assert [r["id"] for r in earlier["revoked_requests"]] == [r1.id]
+    assert [u["authorisation_id"] for u in earlier["unused_authorisations"]] == [a3, a4, a5, a7]
+
+    done = cli("dpo", "report", "--format", "csv", "--section", "restricted_request")
+    rows = list(csv.DictReader(io.StringIO(done.stdout.decode())))
+    assert list(rows[0]) == [
+        "id", "at", "actor", "actor_id", "role", "endpoint", "purpose", "case_reference", "authorisation_id", "kind",
+        "issuing_authority", "reference", "allowed", "result_count",
+    ]  # fmt: skip
+    assert [r["actor"] for r in rows] == ["alice", "bob", "carol", "alice", '\'=HYPERLINK("http://x")']
+    assert (rows[1]["actor_id"], rows[2]["allowed"], rows[2]["result_count"]) == ("", "false", "")
+    done = cli("dpo", "report", "--format", "csv")
+    sections = [r["section"] for r in csv.DictReader(io.StringIO(done.stdout.decode()))]
+    tail = sections[sections.index("audit_chain") + 1 :]
+    assert tail[:12] == ["restricted_request"] * 5 + ["revoked_request"] * 2 + ["unused_authorisation"] * 4 + [
+        "retention_check"]  # fmt: skip
+    assert tail[12:] == ["retention_topic"] * tail.count("retention_topic") + ["retention_table"] * 4
+    revoked_csv = list(csv.DictReader(io.StringIO(cli("dpo", "report", "--format", "csv", "--section",
+                                                      "revoked_request").stdout.decode())))  # fmt: skip
+    assert [(r["id"], r["revoked_by"], r["revocation_reason"]) for r in revoked_csv] == [
+        (str(r1.id), "im-anna", "decision withdrawn"), (str(r5.id), "im-anna", "decision withdrawn")]  # fmt: skip
+    assert cli("audit", "verify").returncode == 0
+
+
+async def test_api_report_registry_sections(namespace: Namespace) -> None:
+    """Through the running API: the information manager registers two authorisations, an investigator relies on one
+    for a route into the restricted tier, the manager revokes it; the DPO's report names the request, the
+    revocation and the authorisation never used."""
+    tokens = {role: namespace.add_user(f"r-{role}", role) for role in ("information_manager", "investigator", "dpo")}
+    base = namespace.start_api()
+    now = datetime.now(UTC)
+    body = {
+        "kind": "judicial_with_prosecutor_decision", "issuing_authority": "procureur des Konings, Limburg",
+        "issued_by": "M. Peeters", "case_reference": "LM.2026.0042", "plates": ["1-abc-123"],
+        "data_from": (now - timedelta(days=200)).isoformat(), "data_until": now.isoformat(),
+        "valid_until": (now + timedelta(days=30)).isoformat(),
+    }  # fmt: skip
+    manager = headers(tokens["information_manager"], "none", "be")
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        used, spare = [
+            (await client.post("/v1/registry/authorisations", json=body | {"reference": ref}, headers=manager)).json()
+            for ref in ("PK-LM-1", "PK-LM-2")
+        ]
+        cite = headers(tokens["investigator"], "authorised", "be", used["authorisation_id"])
+        since = {"since": (now - timedelta(days=100)).isoformat()}
+        route = await client.get("/v1/plates/1ABC123/route", params=since, headers=cite)
+        assert route.status_code == 200, route.text
+        revoke = await client.post(f"/v1/registry/authorisations/{used['authorisation_id']}/revoke",
+                                   json={"reason": "=decision withdrawn"}, headers=manager)  # fmt: skip
+        assert revoke.status_code == 200, revoke.text
+        dpo = {"Authorization": f"Bearer {tokens['dpo']}"}
+        got = await client.get("/v1/dpo/report", headers=dpo)
+        assert got.status_code == 200, got.text
+        report = got.json()
+        csv_got = await client.get(
+            "/v1/dpo/report", headers=dpo, params={"format": "csv", "section": "revoked_request"}
+        )
+    conn = await namespace.db()
+    try:
+        investigator = await conn.fetchval("SELECT user_id FROM api_users WHERE name = 'r-investigator'")
+        cited = await conn.fetchval("SELECT id FROM audit_log WHERE endpoint = 'plates.route' AND allowed")
+    finally:
+        await conn.close()
+    (request,) = report["restricted_requests"]
+    assert {k: request[k] for k in ("id", "actor", "actor_id", "role", "endpoint", "case_reference",
+                                    "authorisation_id", "issuing_authority", "reference", "allowed")} == {
+        "id": cited, "actor": "r-investigator", "actor_id": investigator, "role": "investigator",
+        "endpoint": "plates.route", "case_reference": "LM.2026.0042", "authorisation_id": used["authorisation_id"],
+        "issuing_authority": "procureur des Konings, Limburg", "reference": "PK-LM-1", "allowed": True,
+    }  # fmt: skip
+    (under,) = report["revoked_requests"]
+    assert (under["id"], under["revoked_by"], under["revocation_reason"]) == (
+        cited, "r-information_manager", "=decision withdrawn")  # fmt: skip
+    assert [(u["authorisation_id"], u["current"]) for u in report["unused_authorisations"]] == [
+        (spare["authorisation_id"], True)]  # fmt: skip
+    (row,) = csv.DictReader(io.StringIO(csv_got.text))
+    assert row["revocation_reason"] == "'=decision withdrawn" and row["id"] == str(cited)

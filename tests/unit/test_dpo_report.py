@@ -9,8 +9,20 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from anpr_stream.csvsafe import FORMULA_STARTS
 from anpr_stream.dpo.export import SECTIONS, to_csv
-from anpr_stream.dpo.report import ChainStatus, DeniedRequest, DpoReport, PurgeRun, RequestCount, assess
+from anpr_stream.dpo.report import (
+    ChainStatus,
+    DeniedRequest,
+    DpoReport,
+    PurgeRun,
+    RequestCount,
+    RestrictedRequest,
+    RevokedRequest,
+    UnusedAuthorisation,
+    assess,
+)
+from anpr_stream.retention.assessment import PartitionOldest, RetentionCheck, TableHolding, TopicHolding
 from anpr_stream.retention.policy import DataClass, preset
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
@@ -40,6 +52,32 @@ def test_assess_empty_class() -> None:
                                                                                                    None)  # fmt: skip
 
 
+def _restricted(id: int, actor: str = "ines", **changes: object) -> dict[str, object]:
+    return {
+        "id": id, "at": NOW - 2 * D, "actor": actor, "actor_id": 7, "role": "investigator", "endpoint": "plates.route",
+        "purpose": "burglary", "case_reference": "LM.1", "authorisation_id": 3,
+        "kind": "judicial_with_prosecutor_decision", "issuing_authority": "PK Limburg", "reference": "PK-1",
+        "allowed": True, "result_count": 12,
+    } | changes  # fmt: skip
+
+
+def _retention_check() -> RetentionCheck:
+    topic = TopicHolding(
+        topic="t.hits", role="hits", exists=True, cleanup_policy="delete", retention_ms=-1, segment_ms=86_400_000,
+        horizon_days=365, bound_days=None, oldest=NOW - 10 * D, oldest_age_days=10,
+        partitions=[PartitionOldest(partition=0, oldest=NOW - 10 * D), PartitionOldest(partition=1, oldest=None)],
+        violations=["topic t.hits: retention.ms=-1 keeps records for ever", "second"], notes=["=a note"],
+    )  # fmt: skip
+    table = TableHolding(
+        table="passages", data_class=DataClass.PASSAGES, oldest=NOW - 400 * D, oldest_age_days=400, horizon_days=365,
+        horizon=NOW - 365 * D, past_horizon=True, violation="passages: old",
+    )  # fmt: skip
+    return RetentionCheck(
+        as_of=NOW, policy="be", topics=[topic], tables=[table], kafka_error=None, database_error="-no database",
+        violations=["topic t.hits: retention.ms=-1", "passages"],
+    )  # fmt: skip
+
+
 def _report() -> DpoReport:
     holdings = [assess(c, 3, NOW - 400 * D, preset("be"), NOW) for c in DataClass]
     return DpoReport(
@@ -54,18 +92,97 @@ def _report() -> DpoReport:
                               reason="needs X-Purpose", purpose=None, case_reference=None)],
         denied_total=1,
         audit_chain=ChainStatus(intact=True, rows=4, last_id=4, broken=None, note=None),
+        retention_check=_retention_check(),
+        restricted_requests=[RestrictedRequest(**_restricted(5)),
+                             RestrictedRequest(**_restricted(6, "=cmd|' /C calc'!A0", actor_id=None, allowed=False,
+                                                             kind=None, issuing_authority=None, reference=None,
+                                                             result_count=None, authorisation_id=99))],
+        revoked_requests=[RevokedRequest(**_restricted(5), revoked_at=NOW - D, revoked_by="cli:im",
+                                         revocation_reason="+decision withdrawn")],
+        unused_authorisations=[UnusedAuthorisation(
+            authorisation_id=4, kind="judicial_with_prosecutor_decision", issuing_authority="@PK Limburg",
+            reference="PK-2", case_reference="LM.2", registered_at=NOW - 5 * D, registered_by="cli:im",
+            valid_from=NOW - 5 * D, valid_until=NOW + 20 * D, single_query=False, used_at=None, revoked_at=None,
+            current=True,
+        )],
     )  # fmt: skip
+
+
+NEW_SECTIONS = ["restricted_request"] * 2 + ["revoked_request", "unused_authorisation", "retention_check",
+                                             "retention_topic", "retention_table"]  # fmt: skip
 
 
 def test_csv_all_sections() -> None:
     rows = list(csv.DictReader(io.StringIO(to_csv(_report()))))
-    assert [r["section"] for r in rows] == ["holding"] * 4 + ["purge", "request", "denied", "audit_chain"]
+    assert [r["section"] for r in rows] == ["holding"] * 4 + [
+        "purge",
+        "request",
+        "denied",
+        "audit_chain",
+    ] + NEW_SECTIONS
     assert rows[0]["data_class"] == "passages" and rows[0]["past_horizon"] == "true" and rows[0]["partitions"] == ""
     assert rows[4]["dropped_partitions"] == "passages_20251101 passages_20251102"
     assert rows[5]["purpose"] == 'theft, "Rekem"'  # quoting survives the round trip
     assert rows[6]["purpose"] == "" and rows[6]["reason"] == "needs X-Purpose"
     assert rows[7]["intact"] == "true" and rows[7]["broken"] == ""
     assert all(r["at"].endswith("Z") for r in rows if r["section"] == "denied")
+
+
+def test_csv_registry_sections() -> None:
+    rows = list(csv.DictReader(io.StringIO(to_csv(_report()))))
+    restricted, unknown, revoked, unused = rows[8:12]
+    assert {k: restricted[k] for k in ("id", "at", "actor", "actor_id", "endpoint", "case_reference",
+                                       "authorisation_id", "kind", "issuing_authority", "reference", "allowed",
+                                       "result_count")} == {
+        "id": "5", "at": "2026-11-26T12:00:00Z", "actor": "ines", "actor_id": "7", "endpoint": "plates.route",
+        "case_reference": "LM.1", "authorisation_id": "3", "kind": "judicial_with_prosecutor_decision",
+        "issuing_authority": "PK Limburg", "reference": "PK-1", "allowed": "true", "result_count": "12",
+    }  # fmt: skip
+    assert (unknown["actor"], unknown["actor_id"], unknown["allowed"], unknown["kind"]) == (
+        "'=cmd|' /C calc'!A0", "", "false", "")  # fmt: skip
+    assert (revoked["revoked_at"], revoked["revoked_by"], revoked["revocation_reason"]) == (
+        "2026-11-27T12:00:00Z", "cli:im", "'+decision withdrawn")  # fmt: skip
+    assert (unused["authorisation_id"], unused["issuing_authority"], unused["current"], unused["used_at"]) == (
+        "4", "'@PK Limburg", "true", "")  # fmt: skip
+
+
+def test_csv_retention_sections() -> None:
+    rows = list(csv.DictReader(io.StringIO(to_csv(_report()))))
+    summary, topic, table = rows[12:]
+    assert (summary["as_of"], summary["policy"], summary["complete"], summary["database_error"]) == (
+        "2026-11-28T12:00:00Z", "be", "false", "'-no database")  # fmt: skip
+    assert summary["violations"] == "topic t.hits: retention.ms=-1; passages"
+    assert {k: topic[k] for k in ("topic", "topic_role", "exists", "retention_ms", "bound_days", "oldest_age_days",
+                                  "partitions", "violations", "notes", "role")} == {
+        "topic": "t.hits", "topic_role": "hits", "exists": "true", "retention_ms": "-1", "bound_days": "",
+        "oldest_age_days": "10", "partitions": "2", "violations": "topic t.hits: retention.ms=-1 keeps records for "
+        "ever; second", "notes": "'=a note", "role": "",
+    }  # fmt: skip
+    assert (table["table"], table["data_class"], table["past_horizon"], table["violation"]) == (
+        "passages", "passages", "true", "passages: old")  # fmt: skip
+    alone = to_csv(_report(), "retention_topic")
+    assert alone.startswith("topic,topic_role,exists,cleanup_policy,retention_ms,")
+
+
+@pytest.mark.parametrize("section", [None, *SECTIONS])
+def test_csv_cells_never_formulas(section: str | None) -> None:
+    for row in csv.reader(io.StringIO(to_csv(_report(), section), newline="")):
+        assert not [c for c in row if c.startswith(FORMULA_STARTS) and not _number(c)], row
+
+
+def _number(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
+
+
+def test_csv_without_retention_check() -> None:
+    report = _report().model_copy(update={"retention_check": None})
+    assert [r["section"] for r in csv.DictReader(io.StringIO(to_csv(report)))][-3:] == [
+        "restricted_request", "revoked_request", "unused_authorisation"]  # fmt: skip
+    assert to_csv(report, "retention_table").count("\r\n") == 1  # the header alone
 
 
 @pytest.mark.parametrize("section", SECTIONS)
@@ -81,4 +198,4 @@ def test_csv_unknown_section() -> None:
 
 
 def test_report_count_is_its_rows() -> None:
-    assert _report().row_count == 4 + 1 + 1 + 1 + 1
+    assert _report().row_count == 4 + 1 + 1 + 1 + 1 + 2 + 1 + 1 + (1 + 1 + 1)
