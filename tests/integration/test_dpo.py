@@ -29,7 +29,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def planted(namespace: Namespace) -> datetime:
     """Passages 400 and 2 days old (the old day is past the BE horizon: a violation), a hit and its outcome, audit
-    rows of two users, one purge run. Returns the instant it was planted at."""
+    rows of two users, one purge run (audited too: the fifth row). Returns the instant it was planted at."""
     now = datetime.now(UTC)
     conn = await namespace.db()
     try:
@@ -71,12 +71,13 @@ async def test_cli_report_json_and_csv(namespace: Namespace, planted: datetime, 
     assert report["violations"] == [f"passages: oldest {old_day} is 400 days old, policy be keeps 365"]
     assert b"violation: passages: oldest" in done.stderr
     assert held["hits"]["rows"] == 1 and held["hits"]["violation"] is None and not held["hits"]["past_horizon"]
-    assert held["outcomes"]["rows"] == 1 and held["audit"]["rows"] == 4
+    assert held["outcomes"]["rows"] == 1 and held["audit"]["rows"] == 5
     assert report["policy"] == "be" and len(report["purges"]) == 1
     requests = {(r["actor"], r["purpose"]): (r["allowed"], r["denied"], r["results"]) for r in report["requests"]}
-    assert requests == {("alice", "burglary"): (2, 0, 6), ("alice", "theft"): (0, 1, 0), ("bob", None): (0, 1, 0)}
+    assert requests == {("alice", "burglary"): (2, 0, 6), ("alice", "theft"): (0, 1, 0), ("bob", None): (0, 1, 0),
+                        ("system:purge", None): (1, 0, 0)}  # fmt: skip
     assert [d["actor"] for d in report["denied"]] == ["bob", "alice"] and report["denied_total"] == 2
-    assert report["audit_chain"] == {"intact": True, "rows": 4, "last_id": 4, "broken": None, "note": None}
+    assert report["audit_chain"] == {"intact": True, "rows": 5, "last_id": 5, "broken": None, "note": None}
 
     out = f"{tmp_path}/report.csv"
     done = namespace.cli("dpo", "report", "--format", "csv", "--output", out)
@@ -84,9 +85,10 @@ async def test_cli_report_json_and_csv(namespace: Namespace, planted: datetime, 
     with open(out, encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     # the first run is a request by now (cli:<operator>)
-    assert [r["section"] for r in rows] == ["holding"] * 4 + ["purge"] + ["request"] * 4 + ["denied"] * 2 + [
-        "audit_chain"
-    ]
+    sections = [r["section"] for r in rows]
+    assert sections[:14] == ["holding"] * 4 + ["purge"] + ["request"] * 5 + ["denied"] * 2 + ["audit_chain"] + [
+        "retention_check"]  # fmt: skip
+    assert sections[14:] == ["retention_topic"] * sections.count("retention_topic") + ["retention_table"] * 4
     assert rows[0]["data_class"] == "passages" and rows[0]["past_horizon"] == "true" and rows[0]["partitions"] == "2"
     denied = namespace.cli("dpo", "report", "--format", "csv", "--section", "denied")
     only = list(csv.DictReader(io.StringIO(denied.stdout.decode())))
@@ -95,13 +97,13 @@ async def test_cli_report_json_and_csv(namespace: Namespace, planted: datetime, 
 
     conn = await namespace.db()
     try:  # every run is audited: the first run's row is the second run's history
-        rows = await conn.fetch("SELECT actor, role, endpoint, allowed, parameters FROM audit_log WHERE id > 4")
+        rows = await conn.fetch("SELECT actor, role, endpoint, allowed, parameters FROM audit_log WHERE id > 5")
     finally:
         await conn.close()
     assert len(rows) == 3 and all(r["actor"].startswith("cli:") and r["endpoint"] == "dpo.report" for r in rows)
     assert json.loads(rows[1]["parameters"])["format"] == "csv"
     verify = namespace.cli("audit", "verify")
-    assert verify.returncode == 0 and b"intact: 7 rows" in verify.stdout
+    assert verify.returncode == 0 and b"intact: 8 rows" in verify.stdout
 
 
 def test_cli_report_refuses_bad_windows(namespace: Namespace) -> None:
