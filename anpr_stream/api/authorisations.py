@@ -74,7 +74,9 @@ async def register_route(call: CallDep, body: Annotated[RegistrationBody, Body()
         registration = checked(registration, call.svc.settings.retention, call.now)
         async with call.svc.pool.acquire() as conn, conn.transaction():
             row = await insert(conn, registration, call.user.name, call.user.user_id)
-            await call.answered(grant, 1, extra=audit_parameters(row), conn=conn)
+            await call.answered(
+                grant, 1, extra=audit_parameters(row), conn=conn, authorisation_id=row["authorisation_id"]
+            )
     except RegistrationError as exc:
         raise await call.deny(Denied(400, str(exc)), extra={"reference": body.reference}) from None
     return view(row)
@@ -88,7 +90,7 @@ async def revoke_route(
     try:
         async with call.svc.pool.acquire() as conn, conn.transaction():
             row = await mark_revoked(conn, authorisation_id, call.user.name, call.user.user_id, body.reason)
-            await call.answered(grant, 1, extra={"reason": body.reason}, conn=conn)
+            await call.answered(grant, 1, extra={"reason": body.reason}, conn=conn, authorisation_id=authorisation_id)
     except RegistrationError as exc:
         status = 404 if "no authorisation" in str(exc) else 400
         raise await call.deny(Denied(status, str(exc))) from None

@@ -104,10 +104,12 @@ async def audit(
     conn: asyncpg.Connection | None = None,
     actor_id: int | None = None,
     grant: Grant | None = None,
+    authorisation_id: int | None = None,
 ) -> None:
     """Append the request's audit row; on `conn` it commits or rolls back with the caller's transaction. An allowed
     request into a restricted tier records the registered authorisation it relied on (`grant.authorisation`) and
-    what its window lost to the authorisation's scope; a request that cited one records the id cited."""
+    what its window lost to the authorisation's scope; a refused request that cited one records the id cited (the
+    DPO report lists both); a change to the registry names the authorisation changed (`authorisation_id`)."""
     parameters = request_parameters(request, extra)
     if justification is not None and justification.authorisation_id is not None:
         parameters["authorisation_cited"] = justification.authorisation_id
@@ -119,7 +121,12 @@ async def audit(
         purpose=justification.purpose if justification else None,
         case_reference=justification.case_reference if justification else None,
         authorisation_reference=f"{used.issuing_authority}: {used.reference}" if used else None,
-        authorisation_id=used.authorisation_id if used else None,
+        authorisation_id=(
+            authorisation_id if authorisation_id is not None
+            else used.authorisation_id if used
+            else justification.authorisation_id if justification is not None and not allowed
+            else None
+        ),
         reason=reason, result_count=result_count, actor_id=actor_id,
     )  # fmt: skip
     if conn is not None:
@@ -255,12 +262,14 @@ class Call:
         result_count: int | None,
         extra: Mapping[str, Any] | None = None,
         conn: asyncpg.Connection | None = None,
+        authorisation_id: int | None = None,
     ) -> None:
         """Record the allowed request; call it before the data is returned (no audit row, no data). With `conn`, the
         row belongs to the caller's transaction (a change and its audit row commit together)."""
         await audit(
             self.svc, self.request, self.user.name, self.user.role.value, True, grant.justification,
             result_count=result_count, extra=extra, conn=conn, actor_id=self.user.user_id, grant=grant,
+            authorisation_id=authorisation_id,
         )  # fmt: skip
 
 
