@@ -1,23 +1,27 @@
-"""The zone's camera registry: one row per ANPR camera in `deploy/cameras.csv`, loaded into frozen values."""
+"""The zone's camera registry: one row per ANPR camera in a CSV file (ANPR_CAMERAS_FILE; the package ships an example,
+anpr_stream/examples/cameras.csv), loaded into frozen values."""
 
 from __future__ import annotations
 
 import csv
+import io
+import logging
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
-
-from anpr_stream.devinfra.paths import project_root
 
 CAMERA_FIELDS: tuple[str, ...] = ("camera_id", "name", "site", "road", "direction", "lat", "lon", "border_crossing")
 # `in`/`out` are relative to Belgium at border crossings (entering/leaving the country); `both` is a single camera
 # reading both directions.
 DIRECTIONS: frozenset[str] = frozenset({"in", "out", "north", "south", "east", "west", "both"})
+# The example registry shipped in the package: the demo zone's cameras, used by the demo, the tests and the traffic
+# generator, and by an installation that does not name its own.
+EXAMPLE = "cameras.csv"
+EXAMPLE_SOURCE = "anpr_stream/examples/cameras.csv (the example shipped with the package)"
 
-
-def default_registry_path() -> Path:
-    return project_root() / "deploy" / "cameras.csv"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,10 +107,21 @@ class CameraRegistry:
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> CameraRegistry:
-        """Load a registry file (default `deploy/cameras.csv` in the checkout). OSError if unreadable."""
-        file = Path(path) if path is not None else default_registry_path()
-        with open(file, encoding="utf-8-sig", newline="") as handle:
-            return cls.parse(handle, source=str(file))
+        """Load a registry file (default: the example shipped in the package). OSError if unreadable."""
+        if path is None:
+            text = files("anpr_stream.examples").joinpath(EXAMPLE).read_text(encoding="utf-8-sig")
+            return cls.parse(io.StringIO(text, newline=""), source=EXAMPLE_SOURCE)
+        with open(path, encoding="utf-8-sig", newline="") as handle:
+            return cls.parse(handle, source=str(path))
+
+    @classmethod
+    def configured(cls, path: Path | None) -> CameraRegistry:
+        """The registry a worker or the API runs with (Settings.cameras_file): the example only when none is set,
+        and then said, since an installation's reads come from its own cameras."""
+        registry = cls.load(path)
+        if path is None:
+            log.warning("ANPR_CAMERAS_FILE is not set: using %s, %d cameras", EXAMPLE_SOURCE, len(registry))
+        return registry
 
     def get(self, camera_id: str) -> Camera | None:
         return self._cameras.get(camera_id)

@@ -6,18 +6,19 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from anpr_stream import __version__
 
 # Each module registers its own subcommands; a module listed here and missing is a bug, not a runtime choice.
 COMMAND_MODULES: tuple[str, ...] = (
-    "anpr_stream.commands.infra",
+    "anpr_stream.devinfra.infra_command",
     "anpr_stream.commands.match",
     "anpr_stream.commands.watchlist",
     "anpr_stream.commands.worker",
-    "anpr_stream.commands.traffic",
+    "anpr_stream.traffic.command",
     "anpr_stream.commands.replay",
-    "anpr_stream.commands.demo",
+    "anpr_stream.devinfra.demo_command",
     "anpr_stream.commands.audit",
     "anpr_stream.commands.retention",
     "anpr_stream.commands.users",
@@ -27,8 +28,36 @@ COMMAND_MODULES: tuple[str, ...] = (
     "anpr_stream.commands.db",
 )
 
+# Development code (local infrastructure, traffic generator, demo): in a checkout, not in the installed wheel
+# (pyproject.toml excludes these packages). Their commands are then listed, and say so when run.
+DEVELOPMENT_PACKAGES: tuple[str, ...] = ("anpr_stream.devinfra", "anpr_stream.traffic")
+DEVELOPMENT_COMMANDS: dict[str, tuple[str, str]] = {
+    "anpr_stream.devinfra.infra_command": ("infra", "start/stop the local Kafka broker and PostgreSQL server"),
+    "anpr_stream.traffic.command": ("traffic", "generate synthetic recorded traffic of the zone"),
+    "anpr_stream.devinfra.demo_command": ("demo", "run the whole service on the bundled sample of the zone"),
+}
+
 EXIT_OK = 0
 EXIT_USAGE = 2
+
+
+def _is_development_code(module: str | None) -> bool:
+    return module is not None and any(module == p or module.startswith(f"{p}.") for p in DEVELOPMENT_PACKAGES)
+
+
+def _register_absent(subparsers: argparse._SubParsersAction[Any], name: str, summary: str) -> None:
+    parser = subparsers.add_parser(name, help=f"{summary} (development only: not in this installation)")
+    parser.add_argument("arguments", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+
+    def refuse(args: argparse.Namespace) -> int:
+        print(
+            f"anpr-stream {name}: a development command, not part of this installation (the package holds the "
+            f"service only). Run it from a checkout of the repository: make venv, then .venv/bin/anpr-stream {name}.",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+
+    parser.set_defaults(handler=refuse)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        importlib.import_module(name).register(subparsers)
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if name not in DEVELOPMENT_COMMANDS or not _is_development_code(exc.name):
+                raise
+            _register_absent(subparsers, *DEVELOPMENT_COMMANDS[name])
+            continue
+        module.register(subparsers)
     return parser
 
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field, fields
 from datetime import timedelta
 from pathlib import Path
 
-from anpr_stream.devinfra.paths import project_root
 from anpr_stream.retention.policy import RetentionPolicy, policy_from_env
 from anpr_stream.retention.topic_rules import TopicRetention, topic_bounds
 from anpr_stream.watchlists.expiry import DEFAULT_GRACE
@@ -116,7 +115,8 @@ class Settings:
     batch_max_records: int = 2000
     metrics_port: int = 9464
     metrics_addr: str = "127.0.0.1"
-    cameras_file: Path = Path("deploy/cameras.csv")
+    # The camera registry CSV (ANPR_CAMERAS_FILE); None: the example shipped in the package (cameras.py).
+    cameras_file: Path | None = None
     # Waiting out a database outage, retries back off up to this: processing resumes at most this long after the
     # database accepts connections again.
     db_retry_max_seconds: float = 1.0
@@ -158,7 +158,7 @@ class Settings:
             reads_partitions=_int(env, "ANPR_READS_PARTITIONS", Topics.reads_partitions, minimum=1),
             hits_partitions=_int(env, "ANPR_HITS_PARTITIONS", Topics.hits_partitions, minimum=1),
         )
-        cameras = env.get("ANPR_CAMERAS_FILE") or str(project_root() / "deploy" / "cameras.csv")
+        cameras = env.get("ANPR_CAMERAS_FILE", "").strip()
         window_s = _float(env, "ANPR_SUPPRESSION_WINDOW_SECONDS", 600.0)
         if window_s < 0:
             raise ConfigError("ANPR_SUPPRESSION_WINDOW_SECONDS must not be negative")
@@ -175,7 +175,7 @@ class Settings:
             batch_max_records=_int(env, "ANPR_BATCH_MAX_RECORDS", 2000, minimum=1),
             metrics_port=_int(env, "ANPR_METRICS_PORT", 9464),
             metrics_addr=env.get("ANPR_METRICS_ADDR", "127.0.0.1"),
-            cameras_file=Path(cameras),
+            cameras_file=Path(cameras) if cameras else None,
             db_retry_max_seconds=_float(env, "ANPR_DB_RETRY_MAX_SECONDS", 1.0),
             partitions_ahead_days=_int(env, "ANPR_PARTITIONS_AHEAD_DAYS", 3),
             idle_partition_seconds=_float(env, "ANPR_IDLE_PARTITION_SECONDS", 2.0),

@@ -26,6 +26,7 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from anpr_stream.cameras import CameraRegistry
 from anpr_stream.devinfra import endpoints
 from anpr_stream.devinfra.process import stop_children
 from anpr_stream.traffic import generate
@@ -33,7 +34,7 @@ from anpr_stream.traffic import generate
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 LISTS = sorted(str(p) for p in (ROOT / "watchlists").glob("*.csv"))
-CAMERAS = [line.split(",")[0] for line in (ROOT / "deploy" / "cameras.csv").read_text().splitlines()[1:] if line]
+CAMERAS = [camera.camera_id for camera in CameraRegistry.load()]
 
 
 def scrape(port: str, timeout: float = 5) -> str:

@@ -144,7 +144,7 @@ def create_app(settings: Settings, routers: tuple[APIRouter, ...] = (), docs: bo
         try:
             async with pool.acquire() as conn:
                 await migrate(conn)
-            app.state.services = Services(settings, pool, CameraRegistry.load(settings.cameras_file))
+            app.state.services = Services(settings, pool, CameraRegistry.configured(settings.cameras_file))
             yield
         finally:
             await pool.close()

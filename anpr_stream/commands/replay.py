@@ -323,9 +323,9 @@ def _replay(args: argparse.Namespace) -> int:
 
     bootstrap = args.bootstrap or os.environ.get(KAFKA_ENV, "").strip()
     if not bootstrap:
-        from anpr_stream.devinfra.kafka import LocalKafka
-
-        bootstrap = LocalKafka.from_env().bootstrap
+        print(f"replay: no broker: give --bootstrap or set {KAFKA_ENV} (eval \"$(make -s infra)\" in a checkout)",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
     path: Path = args.file
     if not path.is_file():
         print(f"replay: {path}: no such file", file=sys.stderr)

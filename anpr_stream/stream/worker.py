@@ -100,7 +100,7 @@ class Worker:
         applied = await self._until_ready("checking the schema", self._migrate)
         if applied:
             log.info("applied migrations: %s", ", ".join(f"{m.version}_{m.name}" for m in applied))
-        cameras = CameraRegistry.load(s.cameras_file)
+        cameras = CameraRegistry.configured(s.cameras_file)
         await self._until_ready("loading the watchlist", self.feed.start)
         self.pipeline = ReadPipeline(s, self.feed, self.pool, cameras, metrics.PrometheusSensor())
         if s.metrics_port:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WINDOW = timedelta(minutes=10)
 
 
-CAMERAS = CameraRegistry.load(ROOT / "deploy" / "cameras.csv")
+CAMERAS = CameraRegistry.load(ROOT / "anpr_stream" / "examples" / "cameras.csv")
 
 
 def _passages(*reads: tuple[str, datetime, str, str], partition: int = 0, first_offset: int = 0) -> list[Passage]:

@@ -18,7 +18,7 @@ from anpr_stream.core.record import InRecord
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-CAMERAS = CameraRegistry.load(ROOT / "deploy" / "cameras.csv")
+CAMERAS = CameraRegistry.load(ROOT / "anpr_stream" / "examples" / "cameras.csv")
 TOPIC = "anpr.reads"
 
 

@@ -55,7 +55,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=0.0,
         help="fraction of extra invalid lines for DLQ demos (default 0)",
     )
-    gen.add_argument("--cameras", type=Path, default=None, help="camera registry CSV (default deploy/cameras.csv)")
+    gen.add_argument(
+        "--cameras", type=Path, default=None, help="camera registry CSV (default: the example shipped in the package)"
+    )
     gen.set_defaults(handler=_generate)
 
 

@@ -27,6 +27,6 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _run(keep_running: bool, speed: float) -> int:
-    from anpr_stream.demo import main
+    from anpr_stream.devinfra.demo import main
 
     return main(keep_running, speed)
