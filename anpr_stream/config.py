@@ -11,6 +11,7 @@ from pathlib import Path
 
 from anpr_stream.retention.policy import RetentionPolicy, policy_from_env
 from anpr_stream.retention.topic_rules import TopicRetention, topic_bounds
+from anpr_stream.stream.security import KafkaSecurity, KafkaSecurityError
 from anpr_stream.watchlists.expiry import DEFAULT_GRACE
 
 
@@ -83,6 +84,13 @@ def _topic_retention(env: Mapping[str, str], policy: RetentionPolicy) -> TopicRe
     return retention
 
 
+def _kafka_security(env: Mapping[str, str]) -> KafkaSecurity:
+    try:
+        return KafkaSecurity.from_env(env)
+    except KafkaSecurityError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _required(env: Mapping[str, str], name: str) -> str:
     value = env.get(name, "").strip()
     if not value:
@@ -106,6 +114,8 @@ class Topics:
 class Settings:
     kafka_bootstrap: str
     database_url: str = field(repr=False)  # holds a password
+    # TLS, SASL and client certificates of every Kafka client (ANPR_KAFKA_SECURITY_PROTOCOL...; the password masked).
+    kafka_security: KafkaSecurity = field(default_factory=KafkaSecurity)
     topics: Topics = Topics()
     consumer_group: str = "anpr-stream"
     match_policy: str = "default=fuzzy:0"
@@ -165,6 +175,7 @@ class Settings:
         retention = _retention(env)
         settings = cls(
             kafka_bootstrap=_required(env, "ANPR_KAFKA_BOOTSTRAP"),
+            kafka_security=_kafka_security(env),
             database_url=_required(env, "ANPR_DATABASE_URL"),
             topics=topics,
             consumer_group=env.get("ANPR_CONSUMER_GROUP", "anpr-stream"),

@@ -230,7 +230,8 @@ class LiveHub:
 
     def _consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
-            bootstrap_servers=self.settings.kafka_bootstrap, group_id=None, isolation_level="read_committed",
+            bootstrap_servers=self.settings.kafka_bootstrap, **self.settings.kafka_security.aiokafka_options(),
+            group_id=None, isolation_level="read_committed",
             enable_auto_commit=False, auto_offset_reset="earliest", fetch_max_wait_ms=100,
         )  # fmt: skip
 

@@ -82,7 +82,9 @@ async def _live_entries(settings: Settings) -> dict[str, tuple[str, bool]]:
     from anpr_stream.stream.topics import ensure_topics
 
     await ensure_topics(settings)
-    consumer = await open_from_beginning(settings.kafka_bootstrap, settings.topics.watchlist)
+    consumer = await open_from_beginning(
+        settings.kafka_bootstrap, settings.topics.watchlist, security=settings.kafka_security
+    )
     live: dict[str, tuple[str, bool] | None] = {}
     try:
         async for record in records_to_end(consumer):

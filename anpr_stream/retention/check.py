@@ -24,6 +24,7 @@ from anpr_stream.retention.assessment import (
 from anpr_stream.retention.policy import RetentionPolicy
 from anpr_stream.retention.topic_rules import TopicRole, TopicRule
 from anpr_stream.stream.compacted import open_from_beginning, records_to_end
+from anpr_stream.stream.security import PLAINTEXT, KafkaSecurity
 from anpr_stream.stream.topic_configs import describe_topic_configs
 from anpr_stream.stream.topics import rules_for
 from anpr_stream.stream.watchlist_feed import decode_entry
@@ -42,7 +43,11 @@ async def oldest_rows(conn: asyncpg.Connection) -> dict[str, datetime | None]:
 
 
 async def observe_topics(settings: Settings, rules: list[TopicRule], now: datetime) -> dict[str, TopicObservation]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="anpr-stream-retention-check")
+    security = settings.kafka_security
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap, **security.aiokafka_options(),
+        client_id="anpr-stream-retention-check",
+    )  # fmt: skip
     try:
         await admin.start()
         existing = set(await admin.list_topics())
@@ -52,7 +57,7 @@ async def observe_topics(settings: Settings, rules: list[TopicRule], now: dateti
                       for t in await admin.describe_topics(present)}  # fmt: skip
     finally:
         await admin.close()
-    oldest = await first_record_times(settings.kafka_bootstrap, partitions)
+    oldest = await first_record_times(settings.kafka_bootstrap, partitions, security)
     out: dict[str, TopicObservation] = {}
     for rule in rules:
         if rule.name not in existing:
@@ -60,13 +65,15 @@ async def observe_topics(settings: Settings, rules: list[TopicRule], now: dateti
             continue
         expired_live = None
         if rule.role is TopicRole.WATCHLIST:
-            expired_live = len(expired(await live_entries(settings.kafka_bootstrap, rule.name), now,
+            expired_live = len(expired(await live_entries(settings.kafka_bootstrap, rule.name, security), now,
                                        settings.watchlist_expiry_grace))  # fmt: skip
         out[rule.name] = TopicObservation(True, configs.get(rule.name, {}), oldest.get(rule.name, {}), expired_live)
     return out
 
 
-async def first_record_times(bootstrap: str, partitions: dict[str, list[int]]) -> dict[str, dict[int, datetime | None]]:
+async def first_record_times(
+    bootstrap: str, partitions: dict[str, list[int]], security: KafkaSecurity = PLAINTEXT
+) -> dict[str, dict[int, datetime | None]]:
     """The timestamp of the first record at each partition's log start offset (None: empty). read_uncommitted:
     records of aborted transactions are held on disk as well. The first record is the oldest *in the log*; a
     producer may stamp a later record with an older time (Kafka deletes a segment by its newest timestamp)."""
@@ -76,6 +83,7 @@ async def first_record_times(bootstrap: str, partitions: dict[str, list[int]]) -
         return out
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
+        **security.aiokafka_options(),
         group_id=None,
         enable_auto_commit=False,
         isolation_level="read_uncommitted",
@@ -105,8 +113,8 @@ async def first_record_times(bootstrap: str, partitions: dict[str, list[int]]) -
         await consumer.stop()
 
 
-async def live_entries(bootstrap: str, topic: str) -> list[WatchlistEntry]:
-    consumer = await open_from_beginning(bootstrap, topic)
+async def live_entries(bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> list[WatchlistEntry]:
+    consumer = await open_from_beginning(bootstrap, topic, security=security)
     try:
         live: dict[str, WatchlistEntry] = {}
         async for record in records_to_end(consumer):

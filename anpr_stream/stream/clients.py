@@ -26,6 +26,7 @@ def worker_id() -> str:
 def pipeline_consumer(settings: Settings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_security.aiokafka_options(),
         group_id=settings.consumer_group,
         client_id=f"anpr-stream-{worker_id()}",
         # Static membership (KIP-345): a worker restarted after a crash takes its partitions back at once instead of
@@ -50,6 +51,7 @@ def pipeline_consumer(settings: Settings) -> AIOKafkaConsumer:
 def partition_producer(settings: Settings, transactional_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap,
+        **settings.kafka_security.aiokafka_options(),
         client_id=f"anpr-stream-{worker_id()}",
         transactional_id=transactional_id,
         enable_idempotence=True,

@@ -9,12 +9,17 @@ from collections.abc import AsyncIterator
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
+from anpr_stream.stream.security import PLAINTEXT, KafkaSecurity
 
-async def open_from_beginning(bootstrap: str, topic: str, wait_s: float = 30.0) -> AIOKafkaConsumer:
+
+async def open_from_beginning(
+    bootstrap: str, topic: str, wait_s: float = 30.0, *, security: KafkaSecurity = PLAINTEXT
+) -> AIOKafkaConsumer:
     """A started consumer assigned every partition of `topic`, positioned at the beginning."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None, isolation_level="read_committed"
-    )
+        bootstrap_servers=bootstrap, **security.aiokafka_options(), enable_auto_commit=False, group_id=None,
+        isolation_level="read_committed",
+    )  # fmt: skip
     await consumer.start()
     # aiokafka 0.14: stop() right after start() re-raises the CancelledError of a coordinator task that never ran;
     # one loop turn lets it start (seen when the topic has no partitions yet and we return at once).

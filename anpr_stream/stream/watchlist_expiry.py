@@ -47,7 +47,7 @@ async def expire_watchlist(settings: Settings, now: datetime, *, dry_run: bool =
     """Read the watchlist topic whole, tombstone the expired entries and append the roll marker."""
     await ensure_topics(settings)  # also sets the compaction configs that make the tombstones remove anything
     topic = settings.topics.watchlist
-    consumer = await open_from_beginning(settings.kafka_bootstrap, topic)
+    consumer = await open_from_beginning(settings.kafka_bootstrap, topic, security=settings.kafka_security)
     try:
         live: dict[str, WatchlistEntry] = {}
         async for record in records_to_end(consumer):
@@ -69,7 +69,10 @@ async def expire_watchlist(settings: Settings, now: datetime, *, dry_run: bool =
     run = ExpiryRun(now, len(live), [e for k, e in sorted(due.items()) if k not in changed], sorted(changed), dry_run)
     if dry_run:
         return run
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security.aiokafka_options(), acks="all",
+        enable_idempotence=True,
+    )  # fmt: skip
     await producer.start()
     try:
         sent = [await producer.send(topic, key=entry.entry_id.encode(), value=None) for entry in run.expired]

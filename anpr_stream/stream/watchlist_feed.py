@@ -15,6 +15,7 @@ from aiokafka.structs import ConsumerRecord
 from anpr_stream import metrics
 from anpr_stream.core.matching import WatchlistIndex
 from anpr_stream.stream.compacted import open_from_beginning, records_to_end
+from anpr_stream.stream.security import PLAINTEXT, KafkaSecurity
 from anpr_stream.watchlists import InvalidEntry, WatchlistEntry, entry_from_mapping
 
 log = logging.getLogger(__name__)
@@ -40,16 +41,17 @@ def decode_entry(key: bytes | None, value: bytes | None) -> WatchlistEntry | str
 
 
 class WatchlistFeed:
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> None:
         self.bootstrap = bootstrap
         self.topic = topic
+        self.security = security
         self.index = WatchlistIndex.build(())
         self.ready = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
 
     async def start(self) -> None:
         """Read the topic from the beginning up to its current end; the index is complete when this returns."""
-        self._consumer = await open_from_beginning(self.bootstrap, self.topic)
+        self._consumer = await open_from_beginning(self.bootstrap, self.topic, security=self.security)
         state: dict[str, WatchlistEntry] = {}
         try:
             async for record in records_to_end(self._consumer):

@@ -7,13 +7,14 @@ from aiokafka import AIOKafkaProducer
 
 from anpr_stream.config import Settings
 from anpr_stream.stream.compacted import open_from_beginning, records_to_end
+from anpr_stream.stream.security import PLAINTEXT, KafkaSecurity
 from anpr_stream.stream.topics import ensure_topics
 from anpr_stream.watchlists import WatchlistEntry, entry_to_mapping
 
 
-async def current_entry_ids(bootstrap: str, topic: str) -> set[str]:
+async def current_entry_ids(bootstrap: str, topic: str, security: KafkaSecurity = PLAINTEXT) -> set[str]:
     """The entry ids live on the topic now (their latest value is not a tombstone)."""
-    consumer = await open_from_beginning(bootstrap, topic)
+    consumer = await open_from_beginning(bootstrap, topic, security=security)
     try:
         live: dict[str, bool] = {}
         async for record in records_to_end(consumer):
@@ -30,10 +31,12 @@ async def publish(settings: Settings, entries: list[WatchlistEntry], replace: bo
     topic = settings.topics.watchlist
     retract: set[str] = set()
     if replace:
-        retract = await current_entry_ids(settings.kafka_bootstrap, topic) - {e.entry_id for e in entries}
+        live = await current_entry_ids(settings.kafka_bootstrap, topic, settings.kafka_security)
+        retract = live - {e.entry_id for e in entries}
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=20
-    )
+        bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security.aiokafka_options(), acks="all",
+        enable_idempotence=True, linger_ms=20,
+    )  # fmt: skip
     await producer.start()
     try:
         for entry in entries:

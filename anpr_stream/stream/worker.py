@@ -48,7 +48,7 @@ class Stopped(Exception):
 class Worker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.feed = WatchlistFeed(settings.kafka_bootstrap, settings.topics.watchlist)
+        self.feed = WatchlistFeed(settings.kafka_bootstrap, settings.topics.watchlist, settings.kafka_security)
         self.pool: asyncpg.Pool | None = None
         self.pipeline: ReadPipeline | None = None
         self.stop_requested = asyncio.Event()
