@@ -1,4 +1,9 @@
-"""A private PostgreSQL cluster (own data dir, own port, unprivileged OS user) on 127.0.0.1 for local runs."""
+"""A private PostgreSQL cluster (own data dir, own port, unprivileged OS user) on 127.0.0.1 for local runs.
+
+With ANPR_LOCAL_PG_TLS=1 the cluster serves TLS only: a CA and a server certificate for 127.0.0.1 and localhost are
+made for it (the CA's key is not kept), `ssl = on`, and pg_hba.conf rejects every TCP connection without TLS. Its URL
+then carries `sslmode=verify-full&sslrootcert=<the CA>`. The mode stays with the state directory (its CA file marks
+it); the default cluster of `make demo` and the tests is plain TCP on loopback."""
 
 from __future__ import annotations
 
@@ -15,9 +20,9 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-from anpr_stream.devinfra import paths, process
+from anpr_stream.devinfra import paths, process, tls
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +32,9 @@ READY_TIMEOUT_S = 90.0
 ADMIN_ROLE = "anpr_admin"
 APP_ROLE = "anpr"
 APP_DATABASE = "anpr"
+TLS_ENV = "ANPR_LOCAL_PG_TLS"
+TLS_MARKER = "# anpr-stream TLS mode (anpr_stream/devinfra/postgres.py)"
+CERT_DAYS = 365
 
 
 class PostgresStartError(RuntimeError):
@@ -121,11 +129,13 @@ def _user_can_write(user: str | None, directory: Path) -> bool:
 class LocalPostgres:
     port: int
     home: Path
+    tls: bool = False  # asked for; `uses_tls` also holds for a cluster set up with TLS earlier
 
     @classmethod
     def from_env(cls) -> LocalPostgres:
         port = int(os.environ.get("ANPR_LOCAL_PG_PORT", DEFAULT_PORT))
-        return cls(port=port, home=home_for(paths.state_dir()))
+        tls = os.environ.get(TLS_ENV, "").strip().lower() in ("1", "true", "yes")
+        return cls(port=port, home=home_for(paths.state_dir()), tls=tls)
 
     @property
     def data_dir(self) -> Path:
@@ -143,6 +153,19 @@ class LocalPostgres:
     def credentials_file(self) -> Path:
         return self.home / "credentials.json"
 
+    @property
+    def tls_dir(self) -> Path:
+        return self.home / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA that signed the server's certificate: a client's `sslrootcert`."""
+        return self.tls_dir / "ca.crt"
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or self.ca_file.exists()
+
     # -- credentials ------------------------------------------------------------------------------------------
 
     def credentials(self) -> dict[str, str]:
@@ -158,7 +181,10 @@ class LocalPostgres:
 
     def url(self, role: str = APP_ROLE, database: str = APP_DATABASE) -> str:
         password = quote(self.credentials()[role], safe="")
-        return f"postgresql://{role}:{password}@127.0.0.1:{self.port}/{database}"
+        url = f"postgresql://{role}:{password}@127.0.0.1:{self.port}/{database}"
+        if self.uses_tls:
+            url += "?" + urlencode({"sslmode": "verify-full", "sslrootcert": str(self.ca_file)})
+        return url
 
     # -- lifecycle --------------------------------------------------------------------------------------------
 
@@ -168,6 +194,9 @@ class LocalPostgres:
         user = server_user()
         self._check_traversable(user)
         self._init_once(bindir, user)
+        changed = self._configure_tls(user) if self.uses_tls else False
+        if changed and self.running_pid() is not None:
+            self._reload(bindir, user)  # ssl and pg_hba.conf are read again on reload
         if not self._answers(bindir):
             self._start(bindir, user)
         self._bootstrap(bindir)
@@ -223,6 +252,50 @@ class LocalPostgres:
         with open(self.data_dir / "postgresql.conf", "a", encoding="utf-8") as conf:
             conf.write("\n# anpr-stream private cluster (anpr_stream/devinfra/postgres.py)\n")
             conf.writelines(f"{key} = {value}\n" for key, value in settings.items())
+
+    def _configure_tls(self, user: str | None) -> bool:
+        """Certificates made once; `ssl = on` and a TLS-only pg_hba.conf written once. True when anything changed."""
+        changed = False
+        cert, key = self.tls_dir / "server.crt", self.tls_dir / "server.key"
+        if not (cert.exists() and key.exists() and self.ca_file.exists()):
+            self.tls_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
+            # A CA made for this cluster signs its certificate; the CA's key is dropped, so nothing else can ever
+            # be signed with it.
+            ca = tls.make_ca("anpr-stream local PostgreSQL CA", days=CERT_DAYS)
+            issued = ca.server(("localhost", "127.0.0.1"))
+            tls.write_private(key, issued.key_pem)  # the server refuses a key others can read
+            if user is not None:
+                shutil.chown(key, user=user)
+            cert.write_bytes(issued.cert_pem)
+            ca_pem = ca.cert_pem
+            self.ca_file.write_bytes(ca_pem)  # last: its presence marks the mode as set up
+            changed = True
+        conf = self.data_dir / "postgresql.conf"
+        if TLS_MARKER not in conf.read_text(encoding="utf-8"):
+            settings = {
+                "ssl": "on",
+                "ssl_cert_file": f"'{cert}'",
+                "ssl_key_file": f"'{key}'",
+                "ssl_min_protocol_version": "'TLSv1.2'",
+            }
+            with open(conf, "a", encoding="utf-8") as out:
+                out.write(f"\n{TLS_MARKER}\n")
+                out.writelines(f"{name} = {value}\n" for name, value in settings.items())
+            changed = True
+        hba = self.data_dir / "pg_hba.conf"
+        rules = hba.read_text(encoding="utf-8")
+        if TLS_MARKER not in rules:
+            # The first matching line wins: TCP without TLS is rejected before any `host` line could accept it.
+            reject = "hostnossl all all all reject\n"
+            hba.write_text(f"{TLS_MARKER}\n{reject}\n{rules}", encoding="utf-8")
+            changed = True
+        return changed
+
+    def _reload(self, bindir: Path, user: str | None) -> None:
+        result = self._run_as(user, [str(bindir / "pg_ctl"), "-D", str(self.data_dir), "reload"])
+        if result.returncode != 0:
+            raise PostgresStartError(f"pg_ctl reload failed:\n{result.stdout}{result.stderr}")
+        time.sleep(1.0)  # the postmaster applies a reload asynchronously
 
     def _answers(self, bindir: Path) -> bool:
         result = subprocess.run(
