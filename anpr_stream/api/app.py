@@ -4,7 +4,6 @@ camera data (who am I, cameras). Served by `anpr-stream api`."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,11 +14,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from anpr_stream import __version__
+from anpr_stream import __version__, config
 from anpr_stream.api import authorisations, hits, session
 from anpr_stream.api.access import Role
 from anpr_stream.api.context import UNAUTHENTICATED, CallDep, Services, audit, error_responses, services
-from anpr_stream.api.headers import SecurityHeaders, docs_enabled
+from anpr_stream.api.headers import SecurityHeaders
 from anpr_stream.api.users import authenticate
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.config import Settings
@@ -149,7 +148,7 @@ def create_app(settings: Settings, routers: tuple[APIRouter, ...] = (), docs: bo
         finally:
             await pool.close()
 
-    docs = docs_enabled(os.environ) if docs is None else docs
+    docs = config.value("ANPR_API_DOCS") if docs is None else docs
     app = FastAPI(
         title="anpr-stream API", version=__version__, description=DESCRIPTION, lifespan=lifespan,
         docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from anpr_stream import config
 from anpr_stream.config import ConfigError, Settings
 
 TLS_CERT_ENV = "ANPR_API_TLS_CERT"
@@ -86,7 +87,7 @@ def tls_files(args: argparse.Namespace, environ: Mapping[str, str]) -> TlsFiles 
     """The certificate and key from the options, else the environment; both or neither (ValueError)."""
 
     def pick(value: str | None, env: str) -> str | None:
-        return value or environ.get(env, "").strip() or None
+        return value or config.value(env, environ)
 
     cert = pick(args.tls_cert, TLS_CERT_ENV)
     key = pick(args.tls_key, TLS_KEY_ENV)

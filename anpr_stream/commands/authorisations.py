@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -14,6 +13,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from anpr_stream import config
 from anpr_stream.api.registry import (
     BY_ID,
     COLUMNS,
@@ -32,7 +32,7 @@ from anpr_stream.audit.log import append_audit
 from anpr_stream.commands.arguments import positive_int, timestamp
 from anpr_stream.commands.database import database_url, on_connection
 from anpr_stream.commands.users import operator_of
-from anpr_stream.retention.policy import Access, policy_from_env
+from anpr_stream.retention.policy import Access
 from anpr_stream.sinks.migrate import migrate
 
 T = TypeVar("T")
@@ -154,7 +154,7 @@ def _register(args: argparse.Namespace) -> int:
                 valid_from=args.valid_from or now, valid_until=args.valid_until, single_query=args.single_query,
                 note=args.note,
             ),
-            policy_from_env(os.environ), now,
+            config.retention_policy(), now,
         )  # fmt: skip
     except (RegistrationError, UserError, ValueError) as exc:
         return _said(args, exc, EXIT_USAGE)

@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
 
+from anpr_stream import config
+
 T = TypeVar("T")
 
 
 def database_url() -> str | None:
     """ANPR_DATABASE_URL, or None after saying on stderr how to get one."""
-    url = os.environ.get("ANPR_DATABASE_URL", "").strip()
+    url: str | None = config.value("ANPR_DATABASE_URL")
     if not url:
         print('anpr-stream: ANPR_DATABASE_URL is not set (run `eval "$(make -s infra)"` for the local services)',
               file=sys.stderr)  # fmt: skip

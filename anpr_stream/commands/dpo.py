@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,6 +10,7 @@ from typing import Any
 
 import asyncpg
 
+from anpr_stream import config
 from anpr_stream.audit.chain import AuditRecord
 from anpr_stream.audit.log import append_audit
 from anpr_stream.commands.database import database_url, on_connection
@@ -19,7 +19,6 @@ from anpr_stream.core.rfc3339 import parse_rfc3339
 from anpr_stream.dpo.export import SECTIONS, to_csv
 from anpr_stream.dpo.report import DpoReport, build_report
 from anpr_stream.retention.check import kafka_settings
-from anpr_stream.retention.policy import policy_from_env
 
 DEFAULT_WINDOW = timedelta(days=30)
 
@@ -49,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 def _report(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     try:
-        policy = policy_from_env(os.environ)
+        policy = config.retention_policy()
         until = parse_rfc3339(args.until) if args.until else now
         since = parse_rfc3339(args.since) if args.since else until - DEFAULT_WINDOW
         if until <= since:

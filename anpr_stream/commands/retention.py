@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -13,12 +12,12 @@ from typing import Any
 import asyncpg
 from aiokafka.errors import KafkaError
 
+from anpr_stream import config
 from anpr_stream.commands.database import database_url, on_connection
 from anpr_stream.commands.users import _by_option, operator_of
 from anpr_stream.config import ConfigError, Settings
 from anpr_stream.core.rfc3339 import parse_rfc3339
 from anpr_stream.retention.assessment import RetentionCheck, check_lines
-from anpr_stream.retention.policy import policy_from_env
 from anpr_stream.retention.purge import PurgeReport, may_purge, purge
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
@@ -68,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 def _purge(args: argparse.Namespace) -> int:
     try:
-        policy = policy_from_env(os.environ)
+        policy = config.retention_policy()
         now = parse_rfc3339(args.now) if args.now else datetime.now(UTC)
         by = operator_of(args)
     except ValueError as exc:  # UserError (--by) is one

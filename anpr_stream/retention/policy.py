@@ -120,9 +120,13 @@ OVERRIDES: dict[str, str] = {
 }
 
 
+DEFAULT_PRESET = "be"
+
+
 def policy_from_env(env: Mapping[str, str]) -> RetentionPolicy:
-    """`ANPR_RETENTION` (preset, default `be`) with the `ANPR_RETENTION_*_DAYS` overrides; ValueError with a reason."""
-    base = preset(env.get("ANPR_RETENTION", "").strip() or "be")
+    """`ANPR_RETENTION` (preset, default DEFAULT_PRESET) with the `ANPR_RETENTION_*_DAYS` overrides; ValueError with a
+    reason."""
+    base = preset(env.get("ANPR_RETENTION", "").strip() or DEFAULT_PRESET)
     changes: dict[str, timedelta] = {}
     for variable, attribute in OVERRIDES.items():
         raw = env.get(variable, "").strip()

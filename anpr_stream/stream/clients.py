@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import socket
 from collections.abc import Awaitable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from anpr_stream import config
 from anpr_stream.config import Settings
 
 log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 def worker_id() -> str:
     """Names the worker: its Kafka clients (logs, broker metrics) and its static group membership. Must be stable
     across restarts and unique among running workers (ANPR_WORKER_ID, default the host name)."""
-    return os.environ.get("ANPR_WORKER_ID") or socket.gethostname()
+    return config.value("ANPR_WORKER_ID") or socket.gethostname()
 
 
 def pipeline_consumer(settings: Settings) -> AIOKafkaConsumer:
