@@ -40,6 +40,7 @@ from anpr_stream.audit.checkpoint import (
 )
 from anpr_stream.audit.log import SELECT_CHAIN
 from anpr_stream.retention.purge import CHECKPOINT_CHANNEL
+from anpr_stream.stream.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -164,13 +165,16 @@ class CheckpointDir:
 # -- the topic ------------------------------------------------------------------------------------------------
 
 
-async def ensure_checkpoint_topic(bootstrap: str, topic: str) -> None:
+async def ensure_checkpoint_topic(bootstrap: str, topic: str, *, security: KafkaSecurity = PLAINTEXT) -> None:
     """One partition (one order), kept for good: checkpoints hold hashes and ids, no personal data, and are needed as
-    long as the audit log they sign is kept."""
+    long as the audit log they sign is kept. Under ACLs the Kafka admin creates it (docs/kafka-security.md): a topic
+    the signer can see is left alone, one it may not create is a SignerError naming the missing ACL."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="anpr-stream-audit-signer")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, **security.aiokafka_options(), client_id="anpr-stream-audit-signer"
+    )
     try:
         await admin.start()
         if topic in set(await admin.list_topics()):
@@ -179,18 +183,24 @@ async def ensure_checkpoint_topic(bootstrap: str, topic: str) -> None:
                    "max.message.bytes": "2097152"}  # fmt: skip
         response = await admin.create_topics([NewTopic(topic, 1, 1, topic_configs=configs)])
         for error in response.topic_errors:
+            if error[1] in (29, 31):  # TOPIC_ / CLUSTER_AUTHORIZATION_FAILED
+                who = f"User:{security.sasl_username}" if security.sasl_username else "this client's principal"
+                raise SignerError(f"the checkpoint topic {topic} does not exist and {who} may not create it (no "
+                                  "CREATE ACL): create it as the Kafka admin (docs/kafka-security.md)")  # fmt: skip
             if error[1] and error[1] != TopicAlreadyExistsError.errno:
                 raise SignerError(f"creating {topic}: error code {error[1]}: {error[2] if len(error) > 2 else ''}")
     finally:
         await admin.close()
 
 
-async def topic_checkpoints(bootstrap: str, topic: str, wait_s: float = 30.0) -> list[SignedCheckpoint | Finding]:
+async def topic_checkpoints(
+    bootstrap: str, topic: str, wait_s: float = 30.0, *, security: KafkaSecurity = PLAINTEXT
+) -> list[SignedCheckpoint | Finding]:
     """Every record of the checkpoint topic, parsed (a record that is not a checkpoint becomes a finding). Raises
     RuntimeError when the topic does not exist within `wait_s`."""
     from anpr_stream.stream.compacted import open_from_beginning, records_to_end
 
-    consumer = await open_from_beginning(bootstrap, topic, wait_s=wait_s)
+    consumer = await open_from_beginning(bootstrap, topic, wait_s=wait_s, security=security)
     out: list[SignedCheckpoint | Finding] = []
     try:
         async for record in records_to_end(consumer):
@@ -204,11 +214,11 @@ async def topic_checkpoints(bootstrap: str, topic: str, wait_s: float = 30.0) ->
 
 
 class TopicPublisher:
-    def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
+    def __init__(self, bootstrap: str, topic: str, *, security: KafkaSecurity = PLAINTEXT) -> None:
+        self.bootstrap, self.topic, self.security = bootstrap, topic, security
 
     async def published_seqs(self) -> set[int]:
-        return {c.checkpoint.seq for c in await topic_checkpoints(self.bootstrap, self.topic)
+        return {c.checkpoint.seq for c in await topic_checkpoints(self.bootstrap, self.topic, security=self.security)
                 if isinstance(c, SignedCheckpoint)}  # fmt: skip
 
     async def publish(self, checkpoints: list[SignedCheckpoint]) -> None:
@@ -217,7 +227,11 @@ class TopicPublisher:
         if not checkpoints:
             return
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, max_request_size=2097152
+            bootstrap_servers=self.bootstrap,
+            **self.security.aiokafka_options(),
+            acks="all",
+            enable_idempotence=True,
+            max_request_size=2097152,
         )
         await producer.start()
         try:
@@ -390,6 +404,8 @@ async def verify_with_checkpoints(
     directory: CheckpointDir | None,
     topic: tuple[str, str] | None = None,
     batch: int = 5000,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> CheckpointVerification:
     """The chain walk of `verify_audit` and, in the same pass, the comparison with every signed row. The directory and
     the topic (bootstrap, name) are merged: each holds a copy, and a checkpoint missing from one is named."""
@@ -409,7 +425,7 @@ async def verify_with_checkpoints(
     if topic is not None:
         topic_seqs: set[int] = set()
         try:
-            from_topic = await topic_checkpoints(*topic, wait_s=5.0)
+            from_topic = await topic_checkpoints(*topic, wait_s=5.0, security=security)
         except (RuntimeError, KafkaError) as exc:  # a deleted topic: the directory's copy still counts
             from_topic = []
             notes.append(f"the checkpoint topic {topic[1]} could not be read: {type(exc).__name__}: {exc}")

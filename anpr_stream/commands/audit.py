@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 import asyncpg
 
+from anpr_stream import config
 from anpr_stream.api.users import Operator, UserError
 from anpr_stream.audit.chain import AuditRecord
 from anpr_stream.audit.checkpoint import Finding, key_id
@@ -34,7 +34,7 @@ from anpr_stream.audit.signer import (
 )
 from anpr_stream.commands.database import database_url, on_connection
 from anpr_stream.commands.users import _by_option, operator_of
-from anpr_stream.config import Topics
+from anpr_stream.stream.security import KafkaSecurity, KafkaSecurityError
 
 EXIT_INTACT = 0
 EXIT_BROKEN = 1
@@ -102,8 +102,8 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _env_path(name: str) -> Path | None:
-    value = os.environ.get(name, "").strip()
-    return Path(value) if value else None
+    path: Path | None = config.value(name)
+    return path
 
 
 def _fail(command: str, message: str, code: int = EXIT_USAGE) -> int:
@@ -113,10 +113,10 @@ def _fail(command: str, message: str, code: int = EXIT_USAGE) -> int:
 
 def _topic() -> tuple[str, str] | str:
     """(bootstrap, checkpoint topic) from the environment, or why there is none."""
-    bootstrap = os.environ.get("ANPR_KAFKA_BOOTSTRAP", "").strip()
+    bootstrap = config.value("ANPR_KAFKA_BOOTSTRAP")
     if not bootstrap:
         return "ANPR_KAFKA_BOOTSTRAP is not set"
-    return bootstrap, os.environ.get("ANPR_TOPIC_AUDIT_CHECKPOINTS", Topics.checkpoints)
+    return bootstrap, config.value("ANPR_TOPIC_AUDIT_CHECKPOINTS")
 
 
 def _keygen(args: argparse.Namespace) -> int:
@@ -144,7 +144,11 @@ def _checkpoint(args: argparse.Namespace) -> int:
         topic = _topic()
         if isinstance(topic, str):
             return _fail("checkpoint", f"{topic} (or pass --no-kafka to keep the directory as the only copy)")
-        publisher = TopicPublisher(*topic)
+        try:
+            security = KafkaSecurity.from_env()
+        except KafkaSecurityError as exc:
+            return _fail("checkpoint", str(exc))
+        publisher = TopicPublisher(*topic, security=security)
     url = database_url()
     if url is None:
         return EXIT_USAGE
@@ -152,7 +156,7 @@ def _checkpoint(args: argparse.Namespace) -> int:
 
     async def prepare() -> None:
         if publisher is not None:
-            await ensure_checkpoint_topic(publisher.bootstrap, publisher.topic)
+            await ensure_checkpoint_topic(publisher.bootstrap, publisher.topic, security=publisher.security)
 
     if args.every is not None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -201,6 +205,7 @@ def _verify(args: argparse.Namespace) -> int:
         except (OSError, ValueError, SignerError) as exc:
             return _fail("verify", f"{args.public_key}: {exc}")
     topic: tuple[str, str] | None = None
+    security = KafkaSecurity()
     if args.kafka:
         if public is None:
             return _fail("verify", "--kafka needs --public-key")
@@ -208,6 +213,10 @@ def _verify(args: argparse.Namespace) -> int:
         if isinstance(found, str):
             return _fail("verify", found)
         topic = found
+        try:
+            security = KafkaSecurity.from_env()
+        except KafkaSecurityError as exc:
+            return _fail("verify", str(exc))
     url = database_url()
     if url is None:
         return EXIT_USAGE
@@ -222,7 +231,7 @@ def _verify(args: argparse.Namespace) -> int:
                                             last_checkpoint=None, signed_rows=0, unsigned_tail=plain.rows,
                                             notes=[plain.note] if plain.note else [])  # fmt: skip
         else:
-            result = await verify_with_checkpoints(conn, public, directory, topic)
+            result = await verify_with_checkpoints(conn, public, directory, topic, security=security)
             if topic is None and directory is None:
                 result.notes.append("no checkpoints given (--checkpoints, --kafka): the hash chain alone was checked")
         _print(result, signed=public is not None)

@@ -7,7 +7,6 @@ import asyncio
 import gzip
 import io
 import logging
-import os
 import re
 import sys
 import time
@@ -19,7 +18,9 @@ from typing import IO, Any
 
 import orjson
 
+from anpr_stream import config
 from anpr_stream.commands import arguments
+from anpr_stream.stream.security import KafkaSecurity, KafkaSecurityError
 
 EXIT_OK = 0
 EXIT_BROKER = 1
@@ -245,13 +246,16 @@ async def replay(
     limit: int | None = None,
     progress: Progress | None = None,
     now: datetime | None = None,
+    security: KafkaSecurity | None = None,
 ) -> ReplayStats:
-    """Publish the file's lines to `topic`; raises aiokafka's KafkaError on broker trouble."""
+    """Publish the file's lines to `topic`; raises aiokafka's KafkaError on broker trouble. `security`: the client's
+    (docs/kafka-security.md; the camera/gateway principal may write the reads topic only), default PLAINTEXT."""
     from aiokafka import AIOKafkaProducer
     from aiokafka.errors import KafkaTimeoutError
 
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **(security or KafkaSecurity()).aiokafka_options(),
         acks="all",
         enable_idempotence=True,
         linger_ms=10,
@@ -321,7 +325,7 @@ def _replay(args: argparse.Namespace) -> int:
     # A refused connection is logged by aiokafka and then raised: say it once, below.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
-    bootstrap = args.bootstrap or os.environ.get(KAFKA_ENV, "").strip()
+    bootstrap = args.bootstrap or config.value(KAFKA_ENV)
     if not bootstrap:
         print(f"replay: no broker: give --bootstrap or set {KAFKA_ENV} (eval \"$(make -s infra)\" in a checkout)",
               file=sys.stderr)  # fmt: skip
@@ -338,6 +342,11 @@ def _replay(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if total is not None and args.limit is not None:
         total = min(total, args.limit)
+    try:
+        security = KafkaSecurity.from_env()
+    except KafkaSecurityError as exc:
+        print(f"replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     progress = Progress(total, sys.stderr, tty)
     try:
         stats = asyncio.run(
@@ -349,6 +358,7 @@ def _replay(args: argparse.Namespace) -> int:
                 shift_to_now=args.shift_to_now,
                 limit=args.limit,
                 progress=progress,
+                security=security,
             )
         )
     except KafkaError as exc:

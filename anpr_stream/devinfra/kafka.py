@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from anpr_stream.devinfra import paths, process
+from anpr_stream.stream.security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +124,12 @@ class LocalKafka:
         if (self.data_dir / "meta.properties").exists():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Passed as --cluster-id=ID: a URL-safe base64 id starts with "-" one time in 64, and argparse4j then takes it
+        # for an option ("expected one argument"). Kafka's own `random-uuid` avoids a leading "-" for that reason.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             [java, "-cp", f"{self.libs}/*", "kafka.tools.StorageTool", "format",
-             "--cluster-id", cluster_id, "--config", str(config)],
+             f"--cluster-id={cluster_id}", "--config", str(config)],
             capture_output=True, text=True, check=False,
         )  # fmt: skip
         if result.returncode != 0:
@@ -205,7 +208,9 @@ def _install_java_tools(wanted: str) -> str:
     return found
 
 
-def broker_answers(bootstrap: str, timeout_ms: int = 5000) -> bool:
+def broker_answers(bootstrap: str, timeout_ms: int = 5000, security: KafkaSecurity = PLAINTEXT) -> bool:
+    """`security`: a secured broker (devinfra.kafka_secure) is asked as its admin, so that DescribeCluster and the
+    topic list are not refused by its ACLs."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaConfigurationError, KafkaError
 
@@ -218,6 +223,7 @@ def broker_answers(bootstrap: str, timeout_ms: int = 5000) -> bool:
             bootstrap_servers=bootstrap,
             client_id="anpr-stream-infra",
             request_timeout_ms=timeout_ms,
+            **security.kafka_python_options(),
         )
     except KafkaConfigurationError:
         raise  # a bug in the arguments above, not a broker that is still starting

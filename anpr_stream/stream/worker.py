@@ -21,7 +21,16 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed,
+    UnsupportedSaslMechanismError,
+)
 from prometheus_client import start_http_server
 
 from anpr_stream import metrics
@@ -32,7 +41,7 @@ from anpr_stream.sinks.errors import db_retriable
 from anpr_stream.sinks.migrate import Migration, migrate
 from anpr_stream.stream.clients import worker_id
 from anpr_stream.stream.pipeline import ReadPipeline
-from anpr_stream.stream.topics import ensure_topics
+from anpr_stream.stream.topics import TopicAccessError, ensure_topics
 from anpr_stream.stream.watchlist_feed import WatchlistFeed
 
 log = logging.getLogger(__name__)
@@ -43,6 +52,21 @@ EXIT_FORCED = 70
 
 class Stopped(Exception):
     """A stop was requested while the worker was still starting."""
+
+
+class StartRefused(Exception):
+    """A server refused the worker in a way waiting cannot cure (credentials, ACLs, topics it may not create): the
+    start ends with one clear line and EXIT_CONFIG instead of a retry loop without end or a traceback."""
+
+
+EXIT_CONFIG = 78  # sysexits EX_CONFIG: systemd shows the unit failed, and restarts it only if told to
+# Kafka's answers that mean "not you" or "not allowed": credentials or ACLs have to change before a retry can help.
+_REFUSALS: tuple[type[BaseException], ...] = (
+    TopicAccessError, SaslAuthenticationFailed, AuthenticationFailedError, UnsupportedSaslMechanismError,
+    ClusterAuthorizationFailedError, GroupAuthorizationFailedError, TopicAuthorizationFailedError,
+    TransactionalIdAuthorizationFailed, asyncpg.InvalidAuthorizationSpecificationError,
+    asyncpg.InsufficientPrivilegeError,
+)  # fmt: skip
 
 
 class Worker:
@@ -71,6 +95,10 @@ class Worker:
         except Stopped:
             await self._stop()
             return 0
+        except StartRefused as exc:
+            log.error("cannot start: %s", exc)
+            await self._stop()
+            return EXIT_CONFIG
         assert self.pipeline is not None
         self._tasks = [
             asyncio.create_task(self.pipeline.run(), name="pipeline"),
@@ -125,6 +153,8 @@ class Worker:
                 raise Stopped
             try:
                 return await step()
+            except _REFUSALS as exc:
+                raise StartRefused(f"{what}: {type(exc).__name__}: {exc}") from exc
             except (KafkaError, OSError, TimeoutError) as exc:
                 reason = exc
             except Exception as exc:
