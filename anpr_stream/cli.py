@@ -57,7 +57,9 @@ def _register_absent(subparsers: argparse._SubParsersAction[Any], name: str, sum
         )
         return EXIT_USAGE
 
-    parser.set_defaults(handler=refuse)
+    # argparse.REMAINDER does not take options that come first (`demo --speed 0`): main() hands this command
+    # whatever it did not parse, so the refusal, not a usage error, answers.
+    parser.set_defaults(handler=refuse, takes_unknown_arguments=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "takes_unknown_arguments", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help(sys.stderr)
