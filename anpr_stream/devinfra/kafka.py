@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import gc
 import logging
 import os
 import shutil
 import subprocess
 import time
 import uuid
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -208,7 +212,26 @@ def _install_java_tools(wanted: str) -> str:
     return found
 
 
+@contextlib.contextmanager
+def collected_sockets() -> Iterator[None]:
+    """Around kafka-python admin work: garbage is collected at the end with ResourceWarning ignored. kafka-python
+    3.0.12 now and then leaves the socket of a failed connection attempt unclosed (seen during a secured broker's
+    start); its ResourceWarning then fires at whatever garbage collection comes next, which under the suite's
+    warnings-as-errors fails an unrelated later test. Collected here, where it is known and harmless."""
+    try:
+        yield
+    finally:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            gc.collect()
+
+
 def broker_answers(bootstrap: str, timeout_ms: int = 5000, security: KafkaSecurity = PLAINTEXT) -> bool:
+    with collected_sockets():
+        return _broker_answers(bootstrap, timeout_ms, security)
+
+
+def _broker_answers(bootstrap: str, timeout_ms: int, security: KafkaSecurity) -> bool:
     """`security`: a secured broker (devinfra.kafka_secure) is asked as its admin, so that DescribeCluster and the
     topic list are not refused by its ACLs."""
     from kafka import KafkaAdminClient

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from anpr_stream.devinfra import paths, process, tls
-from anpr_stream.devinfra.kafka import KafkaStartError, LocalKafka, broker_answers
+from anpr_stream.devinfra.kafka import KafkaStartError, LocalKafka, broker_answers, collected_sockets
 from anpr_stream.stream.security import KafkaSecurity
 
 log = logging.getLogger(__name__)
@@ -305,24 +305,29 @@ class SecureKafka:
             password = new_password()
             files[user] = self.password_file(user, password)
             upserts.append(UserScramCredentialUpsertion(user, ScramMechanism.SCRAM_SHA_512, password))
-        admin = self._admin()
-        try:
-            result = admin.alter_user_scram_credentials(upserts)
-        finally:
-            admin.close()
+        with collected_sockets():
+            admin = self._admin()
+            try:
+                result = admin.alter_user_scram_credentials(upserts)
+            finally:
+                admin.close()
         _raise_errors("altering SCRAM credentials", result)
         return files
 
     def create_topics(self, partitions: dict[str, int], configs: dict[str, dict[str, str]] | None = None) -> None:
         from kafka.admin import NewTopic
 
-        admin = self._admin()
-        try:
-            admin.create_topics(
-                [NewTopic(name, n, 1, topic_configs=(configs or {}).get(name, {})) for name, n in partitions.items()]
-            )
-        finally:
-            admin.close()
+        with collected_sockets():
+            admin = self._admin()
+            try:
+                admin.create_topics(
+                    [
+                        NewTopic(name, n, 1, topic_configs=(configs or {}).get(name, {}))
+                        for name, n in partitions.items()
+                    ]
+                )
+            finally:
+                admin.close()
 
     def grant(self, grants: Iterable[Grant]) -> None:
         from kafka.admin import (
@@ -345,11 +350,12 @@ class SecureKafka:
             )
             for g in grants
         ]  # fmt: skip
-        admin = self._admin()
-        try:
-            result = admin.create_acls(acls)
-        finally:
-            admin.close()
+        with collected_sockets():
+            admin = self._admin()
+            try:
+                result = admin.create_acls(acls)
+            finally:
+                admin.close()
         failed = result.get("failed", []) if isinstance(result, dict) else []
         if failed:
             raise KafkaStartError(f"creating ACLs failed: {failed}")
