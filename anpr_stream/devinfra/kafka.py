@@ -227,11 +227,6 @@ def collected_sockets() -> Iterator[None]:
 
 
 def broker_answers(bootstrap: str, timeout_ms: int = 5000, security: KafkaSecurity = PLAINTEXT) -> bool:
-    with collected_sockets():
-        return _broker_answers(bootstrap, timeout_ms, security)
-
-
-def _broker_answers(bootstrap: str, timeout_ms: int, security: KafkaSecurity) -> bool:
     """`security`: a secured broker (devinfra.kafka_secure) is asked as its admin, so that DescribeCluster and the
     topic list are not refused by its ACLs."""
     from kafka import KafkaAdminClient

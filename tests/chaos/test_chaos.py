@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 import asyncpg
 import orjson
 import pytest
+from aiokafka import AIOKafkaProducer
 
 from anpr_stream.devinfra import process
 from tests.chaos.conftest import Servers
@@ -198,6 +199,24 @@ async def test_every_fault_in_one_run(chaos_ns: Namespace, servers: Servers) -> 
     record("all", await run_scenario(chaos_ns, 4, faults))
 
 
+async def send_to_every_partition(ns: Namespace) -> dict[int, int]:
+    """A valid read on each partition of the reads topic (explicit partition): {partition: its offset}."""
+    producer = AIOKafkaProducer(bootstrap_servers=ns.infra.kafka_bootstrap, acks="all")
+    await producer.start()
+    try:
+        partitions = sorted(await producer.partitions_for(ns.reads))
+        at = datetime.now(UTC).isoformat()
+        out = {}
+        for p in partitions:
+            body = {"read_id": f"takeover-{p}", "camera_id": "LM-EISDEN", "observed_at": at,
+                    "plate": f"1-TKO-{p:03d}", "country": "BE", "confidence": 0.9}  # fmt: skip
+            sent = await producer.send_and_wait(ns.reads, orjson.dumps(body), key=b"takeover", partition=p)
+            out[p] = sent.offset
+        return out
+    finally:
+        await producer.stop()
+
+
 async def test_a_dead_workers_partitions_are_processed_again_within_the_session_timeout(chaos_ns: Namespace) -> None:
     """Two workers; one is killed and not restarted: the other takes its partitions over once the dead member's
     session (ANPR_SESSION_TIMEOUT_SECONDS, 8 s) has expired."""
@@ -210,13 +229,16 @@ async def test_a_dead_workers_partitions_are_processed_again_within_the_session_
         killed = time.monotonic()
         await asyncio.to_thread(workers[-1].wait)
         workers.pop()
-        before = await committed_offsets(ns)  # after the kill: the dead worker's partitions stand still
-        # Every partition committed beyond where it was: the dead worker's ones too.
+        # One valid read sent to every partition after the kill: the generator's keys need not reach every partition
+        # (six cameras over three partitions; the hostile messages run out), so without it a partition of the dead
+        # worker may have nothing new to process, and its standing still would prove nothing either way.
+        markers = await send_to_every_partition(ns)
+        # Every partition committed beyond its marker: the dead worker's ones too.
         while True:
             now = await committed_offsets(ns)
-            if all(now.get(p, -1) > offset for p, offset in before.items()):
+            if all(now.get(p, -1) > offset for p, offset in markers.items()):
                 break
-            assert time.monotonic() - killed < session + 10, f"not taken over: {before} -> {now}"
+            assert time.monotonic() - killed < session + 10, f"not taken over: {markers} -> {now}"
             await asyncio.sleep(0.05)
         took = time.monotonic() - killed
         await asyncio.sleep(2)
