@@ -3,6 +3,7 @@ and lowered to it when they exist with a longer one (the rules: `anpr_stream.ret
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -79,6 +80,8 @@ async def ensure_topics(settings: Settings) -> dict[str, dict[str, str]]:
             except _Refused as exc:
                 visible = {t.name for t in wanted} & existing
                 refused_or_raise(exc.names, visible, settings.kafka_security.sasl_username)
+            else:
+                await _until_visible(admin, {t.name for t in missing})
         present = {rule.name: rule for rule in rules_for(settings) if rule.name in existing}
         try:
             return await _lower(admin, present)
@@ -88,6 +91,24 @@ async def ensure_topics(settings: Settings) -> dict[str, dict[str, str]]:
             return {}
     finally:
         await admin.close()
+
+
+# CreateTopics answers once the controller has committed the topics; a broker's metadata may show them a moment
+# later (KRaft), and a DescribeConfigs or a fetch in between gets UNKNOWN_TOPIC_OR_PARTITION. Bounded: a topic still
+# unseen after this is the next step's error to report.
+VISIBLE_WAIT_S = 10.0
+
+
+async def _until_visible(admin: AIOKafkaAdminClient, names: set[str]) -> None:
+    """Return once the broker's metadata lists every created topic (or after VISIBLE_WAIT_S, with a warning)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + VISIBLE_WAIT_S
+    while not names <= set(await admin.list_topics()):
+        if loop.time() > deadline:
+            log.warning("created topics not yet in the broker's metadata after %.0f s: %s", VISIBLE_WAIT_S,
+                        ", ".join(sorted(names)))  # fmt: skip
+            return
+        await asyncio.sleep(0.1)
 
 
 class _Refused(Exception):
