@@ -53,7 +53,8 @@ class Acknowledgement(BaseModel):
 
 
 HIT_COLUMNS = """h.hit_id, h.read_id, h.entry_id, h.list, h.camera_id, h.observed_at, h.entry_plate, h.covert,
-    h.priority, h.action, h.dispatch, h.suppressed, h.payload::text AS payload_json,
+    h.priority, h.action, h.dispatch, h.suppressed, h.payload::text AS payload_json, h.plate_raw, h.matched_plate,
+    h.candidate_rank, h.candidate_confidence,
     o.outcome, o.note AS outcome_note, o.recorded_by AS outcome_by, o.recorded_at AS outcome_at"""
 
 LATEST_OUTCOME = """LEFT JOIN LATERAL (
@@ -96,6 +97,17 @@ class HitView(BaseModel):
     action: str
     match: str
     distance: int
+    matched_plate: str | None = Field(
+        description="the plate that matched: the read's, or the OCR candidate's; null for covert entries unless the "
+        "caller is cleared"
+    )
+    candidate_rank: int | None = Field(
+        description="rank (1 = the engine's first alternative) of the OCR candidate that matched; null: the read's "
+        "plate (and for covert entries unless the caller is cleared)"
+    )
+    candidate_confidence: float | None = Field(
+        description="the engine's confidence (0..1) in the OCR candidate that matched; null: the read's plate or none"
+    )
     suppressed: bool | None = Field(
         description="true: a repeat within the suppression window (not dispatched); null: the decision waits until "
         "every input partition is stored past the hit's time (seconds; longer while a worker is replaced)"
@@ -113,6 +125,17 @@ class HitPage(BaseModel):
     since: Timestamp | None = Field(description="the window's start as granted (clamped to retention)")
 
 
+def _matched(row: asyncpg.Record) -> dict[str, Any]:
+    """What matched, from the hits table (migration 0011; NULL there: the read's best plate)."""
+    if row["candidate_rank"] is None:
+        return {"matched_plate": row["plate_raw"], "candidate_rank": None, "candidate_confidence": None}
+    return {
+        "matched_plate": row["matched_plate"],
+        "candidate_rank": row["candidate_rank"],
+        "candidate_confidence": row["candidate_confidence"],
+    }
+
+
 def hit_view(row: asyncpg.Record, user: User) -> dict[str, Any]:
     """The hit as published on anpr.hits (covert entries opaque there), with its suppression, its latest outcome and,
     for cleared users only, the covert entry's details from the hits table (the reference is not stored)."""
@@ -125,8 +148,11 @@ def hit_view(row: asyncpg.Record, user: User) -> dict[str, Any]:
                        "action": row["action"]}  # fmt: skip
             view.update(details, entry_ref=row["entry_id"])
             view["entry"] = {**view["entry"], **details, "plate": row["entry_plate"]}
+            view.update(_matched(row))
     else:
         view.setdefault("entry_ref", row["entry_id"])  # stored before payloads carried it
+        if "matched_plate" not in view:  # stored before OCR candidates were matched
+            view.update(_matched(row))
     view["suppressed"] = row["suppressed"]
     view["dispatched"] = row["dispatch"] and row["suppressed"] is False
     view["outcome"] = (

@@ -10,7 +10,7 @@ from typing import IO, Any
 
 import orjson
 
-from anpr_stream.core.matching import Match, WatchlistIndex, score_match
+from anpr_stream.core.matching import Match, WatchlistIndex, match_read, score_match
 from anpr_stream.core.plates import plate_format
 from anpr_stream.core.policy import MAX_FUZZY_DISTANCE, MatchPolicy
 from anpr_stream.core.readings import InvalidReading, Reading, reading_from_mapping
@@ -97,12 +97,18 @@ def hit_record(reading: Reading, match: Match, policy: MatchPolicy) -> dict[str,
         "list": entry.list,
         "match": match.kind,
         "distance": match.distance,
+        "matched_plate": reading.plate if match.candidate is None else match.candidate.plate,
+        "candidate_rank": match.candidate_rank or None,
+        "candidate_confidence": None if match.candidate is None else match.candidate.confidence,
         "priority": entry.priority,
         "action": entry.action,
         "covert": entry.covert,
         "reference": entry.reference,
         "dispatch": policy.for_list(entry.list).dispatch,
-        "score": score_match(match, read_format),
+        # A candidate's hit is scored on the candidate's own format: that is the plate it says the car has.
+        "score": score_match(
+            match, read_format if match.candidate is None else plate_format(match.candidate.normalised, reading.country)
+        ),
         "read_plate": reading.plate,
         "read_plate_normalised": read_normalised,
         "read_country": reading.country,
@@ -155,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
                 report(name, line_no, str(exc))
                 skipped += 1
                 continue
-            for match in index.match(reading.plate, reading.observed_at, policy):
+            for match in match_read(index, reading.plate, reading.candidates, reading.observed_at, policy):
                 out.write(orjson.dumps(hit_record(reading, match, policy)))
                 out.write(b"\n")
         out.flush()

@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         description=(
             "Entries per list, pattern and covert entries, expired and not-yet-valid entries at --at, and an "
             "estimate of the share of ordinary traffic (synthetic plates in the zone's formats) that would raise "
-            "an ocr, fuzzy or pattern hit on each list under the given policy."
+            "an ocr, fuzzy or pattern hit on each list under the given policy, and, for lists whose policy matches "
+            "OCR candidates (candidates:N), the share that would raise a hit only through its candidates "
+            "(synthetic candidates: lookalike characters, falling confidences)."
         ),
     )
     stats.add_argument("files", nargs="+", metavar="FILE", help="watchlist CSV files")
@@ -72,6 +74,7 @@ def run_stats(args: argparse.Namespace) -> int:
     rows: list[dict[str, Any]] = []
     for name, s in stats.items():
         shares = {kind: s.traffic_hits[kind] / args.samples for kind in ("ocr", "fuzzy", "pattern")}
+        by_candidates = {kind: s.candidate_hits[kind] / args.samples for kind in ("any", "exact", "ocr", "pattern")}
         rows.append(
             {
                 "list": name,
@@ -84,6 +87,9 @@ def run_stats(args: argparse.Namespace) -> int:
                 "policy": policy.for_list(name).to_string(),
                 "traffic_share": shares,
                 "false_hits_per_day": {k: round(v * args.reads_per_day, 1) for k, v in shares.items()},
+                # Beyond the best plate's: reads that raise hits on the list only through their OCR candidates.
+                "candidate_traffic_share": by_candidates,
+                "candidate_false_hits_per_day": {k: round(v * args.reads_per_day, 1) for k, v in by_candidates.items()},
             }
         )
     if args.json:
@@ -98,12 +104,15 @@ def run_stats(args: argparse.Namespace) -> int:
     else:
         print(f"validity at {at.isoformat()}; {args.samples} synthetic plates, {args.reads_per_day} reads/day")
         header = f"{'list':<20} {'entries':>8} {'active':>7} {'pattern':>7} {'covert':>6} {'expired':>7} {'future':>6}"
-        print(header + f"  {'policy':<18} {'ocr hits/day':>12} {'fuzzy hits/day':>14} {'pattern hits/day':>16}")
+        print(
+            header + f"  {'policy':<34} {'ocr hits/day':>12} {'fuzzy hits/day':>14} {'pattern hits/day':>16} "
+            f"{'candidate hits/day':>18}"
+        )
         for r in rows:
             per_day = r["false_hits_per_day"]
             print(
                 f"{r['list']:<20} {r['entries']:>8} {r['active']:>7} {r['patterns']:>7} {r['covert']:>6} "
-                f"{r['expired']:>7} {r['not_yet_valid']:>6}  {r['policy']!s:<18} {per_day['ocr']:>12} "
-                f"{per_day['fuzzy']:>14} {per_day['pattern']:>16}"
+                f"{r['expired']:>7} {r['not_yet_valid']:>6}  {r['policy']!s:<34} {per_day['ocr']:>12} "
+                f"{per_day['fuzzy']:>14} {per_day['pattern']:>16} {r['candidate_false_hits_per_day']['any']:>18}"
             )
     return EXIT_SKIPPED if skipped else EXIT_OK

@@ -1,6 +1,6 @@
 """One batch of records to passages, dead letters and matches: decode -> validate -> retention filter -> identity ->
-normalise -> match. A record that makes any step raise (a bug it found) is refused with the reason, never allowed to
-fail the batch: one message must not stop a partition."""
+normalise -> match (the best plate, then the OCR candidates the policy takes). A record that makes any step raise (a
+bug it found) is refused with the reason, never allowed to fail the batch: one message must not stop a partition."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from anpr_stream.core.identity import passage_id
-from anpr_stream.core.matching import Match, WatchlistIndex
+from anpr_stream.core.matching import Match, WatchlistIndex, match_read
 from anpr_stream.core.message import decode
 from anpr_stream.core.plates import confusion_form, normalise, plate_format
 from anpr_stream.core.policy import MatchPolicy
@@ -103,7 +103,7 @@ def classify(
                 camera_known=cameras.get(reading.camera_id) is not None,
             )
             if len(index):
-                passage.matches = index.match(norm, observed, policy)
+                passage.matches = match_read(index, norm, reading.candidates, observed, policy)
         except Exception as exc:
             result.rejected.append(Rejection(record, internal_error(MATCH, exc), MATCH))
             continue

@@ -93,6 +93,10 @@ def hit_payload(hit: Hit, cameras: CameraLookup, detected_at: datetime, with_ext
         "action": entry.action,
         "match": match.kind,
         "distance": match.distance,
+        # What matched: the read's plate, or one of its OCR candidates (rank 1-based, null for the read's plate).
+        "matched_plate": reading.plate if match.candidate is None else match.candidate.plate,
+        "candidate_rank": match.candidate_rank or None,
+        "candidate_confidence": None if match.candidate is None else match.candidate.confidence,
         "suppressed": hit.suppressed,
         "read": read,
         "camera": {
@@ -124,9 +128,14 @@ def covert_masked(payload: Mapping[str, Any]) -> dict[str, Any]:
     or list it is (no list, priority, action, reference, listed plate or entry id). `entry_ref`, where other hits
     name their entry, is the hit's own id: it reveals no more than the hit already does, not even whether two
     covert hits are of one entry. The API applies it again to what it reads back (hits stored or published before
-    this masking carried the entry id and priority)."""
+    this masking carried the entry id and priority). Which of the read's OCR candidates matched, if one did, is
+    left out too (`matched_plate`, `candidate_rank` and `candidate_confidence` null): it would tell the listed
+    plate."""
     return {
         **payload,
+        "matched_plate": None,
+        "candidate_rank": None,
+        "candidate_confidence": None,
         "entry_id": None,
         "entry_ref": str(payload.get("hit_id")),
         "list": None,

@@ -3,7 +3,11 @@
 Validation refuses whatever a store downstream could not hold, so that no read can make a batch fail later: control
 characters (NUL above all: neither PostgreSQL text nor jsonb can hold it) in any string or key at any depth of the
 extra fields, integers beyond what every JSON reader represents exactly, nesting, field counts and sizes beyond the
-limits below, and instants outside the range every store and clock here can represent."""
+limits below, and instants outside the range every store and clock here can represent.
+
+Two extra fields have a structure of their own, checked here and exposed typed (they stay in `extra`, so they are
+stored with the passage like the others): `candidates`, the engine's top-N alternative readings of the plate, and
+`position`, where a mobile camera was at the time of the read."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from anpr_stream.core.plates import normalise
 from anpr_stream.core.rfc3339 import parse_rfc3339
@@ -31,6 +35,24 @@ MAX_EXTRA_STRING = 1024  # characters of one string value
 MAX_SAFE_INTEGER = 2**53 - 1
 # Before this a camera clock was reset (epoch 0 and the like), not a passage: refused, not silently dropped as expired.
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+# OCR engines report their top 10 at most (OpenALPR, Plate Recognizer); more would only widen the false-hit reach.
+MAX_CANDIDATES = 10
+
+
+class Candidate(NamedTuple):
+    """One of the engine's alternative readings of the plate, in the engine's rank order (rank = index + 1)."""
+
+    plate: str  # as the engine read it
+    normalised: str
+    confidence: float | None  # 0..1; None when the engine gave none
+
+
+class Position(NamedTuple):
+    """Where a (mobile) camera was at the time of the read: WGS84 degrees; heading from north, None when not given."""
+
+    lat: float
+    lon: float
+    heading: float | None
 
 
 class InvalidReading(ValueError):
@@ -46,6 +68,9 @@ class Reading:
     country: str | None
     confidence: float
     extra: dict[str, Any] = field(default_factory=dict)
+    # Typed views of extra["candidates"] and extra["position"], built once at validation.
+    candidates: tuple[Candidate, ...] = ()
+    position: Position | None = None
 
     @property
     def normalised_plate(self) -> str:
@@ -76,7 +101,74 @@ def _identifier(d: Mapping[str, object], name: str) -> str:
 def check_extra(extra: Mapping[str, Any]) -> None:
     """Raise InvalidReading when the extra fields hold anything a store or a reader downstream cannot: control
     characters in a key or string at any depth, non-finite or unsafe numbers, nesting, counts or lengths beyond the
-    limits. Iterative: a hostile depth cannot exhaust the stack."""
+    limits, or `candidates` and `position` not of their structure. Iterative: a hostile depth cannot exhaust the
+    stack."""
+    _check_values(extra)
+    _typed_extra(extra)
+
+
+def _typed_extra(extra: Mapping[str, Any]) -> tuple[tuple[Candidate, ...], Position | None]:
+    """The typed fields of already checked extra fields; two lookups when they are absent."""
+    raw_candidates = extra.get("candidates")
+    raw_position = extra.get("position")
+    return (
+        () if raw_candidates is None else _candidates(raw_candidates),
+        None if raw_position is None else _position(raw_position),
+    )
+
+
+def _bounded(value: object, low: float, high: float) -> float | None:
+    """The value as a float when it is a finite number (not a boolean) from low to high, else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        return None  # NaN fails the comparison; infinities are out of range
+    return float(value)
+
+
+def _candidates(value: object) -> tuple[Candidate, ...]:
+    if not isinstance(value, list):
+        raise InvalidReading(f"candidates must be an array, got {type(value).__name__}")
+    if len(value) > MAX_CANDIDATES:
+        raise InvalidReading(f"{len(value)} candidates, more than {MAX_CANDIDATES}")
+    found = []
+    for rank, item in enumerate(value, start=1):
+        where = f"candidates[{rank - 1}]"
+        if not isinstance(item, dict):
+            raise InvalidReading(f"{where} must be an object with a plate, got {type(item).__name__}")
+        plate = item.get("plate")
+        if not isinstance(plate, str):
+            raise InvalidReading(f"{where}.plate must be a string, got {type(plate).__name__}")
+        if len(plate) > MAX_RAW_PLATE:
+            raise InvalidReading(f"{where}.plate is longer than {MAX_RAW_PLATE} characters")
+        normalised = normalise(plate)  # control characters: refused by the walk over every string already
+        if not normalised:
+            raise InvalidReading(f"{where}.plate {plate!r} has no letters or digits")
+        if len(normalised) > MAX_NORMALISED_PLATE:
+            raise InvalidReading(f"{where}.plate {plate!r} has more than {MAX_NORMALISED_PLATE} letters and digits")
+        raw = item.get("confidence")
+        confidence = None if raw is None else _bounded(raw, 0, 1)
+        if raw is not None and confidence is None:
+            raise InvalidReading(f"{where}.confidence must be a number from 0 to 1 or null, got {raw!r}")
+        found.append(Candidate(plate, normalised, confidence))
+    return tuple(found)
+
+
+def _position(value: object) -> Position:
+    if not isinstance(value, dict):
+        raise InvalidReading(f"position must be an object with lat and lon, got {type(value).__name__}")
+    lat = _bounded(value.get("lat"), -90, 90)
+    if lat is None:
+        raise InvalidReading(f"position.lat must be a number from -90 to 90, got {value.get('lat')!r}")
+    lon = _bounded(value.get("lon"), -180, 180)
+    if lon is None:
+        raise InvalidReading(f"position.lon must be a number from -180 to 180, got {value.get('lon')!r}")
+    raw = value.get("heading")
+    heading = None if raw is None else _bounded(raw, 0, 360)
+    if raw is not None and heading is None:
+        raise InvalidReading(f"position.heading must be a number from 0 to 360 or null, got {raw!r}")
+    return Position(lat, lon, heading)
+
+
+def _check_values(extra: Mapping[str, Any]) -> None:
     if len(extra) > MAX_EXTRA_FIELDS:
         raise InvalidReading(f"{len(extra)} extra fields, more than {MAX_EXTRA_FIELDS}")
     values = 0
@@ -171,8 +263,11 @@ def reading_from_mapping(d: Mapping[str, object]) -> Reading:
         raise InvalidReading(f"confidence must be between 0 and 1, got {confidence!r}")
 
     extra = {k: v for k, v in d.items() if k not in READING_FIELDS}
+    candidates: tuple[Candidate, ...] = ()
+    position = None
     if extra:
-        check_extra(extra)
+        _check_values(extra)
+        candidates, position = _typed_extra(extra)
     return Reading(
         read_id=read_id,
         camera_id=camera_id,
@@ -181,4 +276,6 @@ def reading_from_mapping(d: Mapping[str, object]) -> Reading:
         country=country.upper() if country is not None else None,
         confidence=float(confidence),
         extra=extra,
+        candidates=candidates,
+        position=position,
     )

@@ -21,7 +21,7 @@ _PASSAGE_COLUMNS = (
 _HIT_COLUMNS = (
     "hit_id", "read_id", "entry_id", "list", "camera_id", "observed_at", "plate_raw", "plate_norm", "plate_class",
     "entry_plate", "match_kind", "distance", "priority", "action", "covert", "dispatch", "suppressed",
-    "detected_at", "payload",
+    "detected_at", "payload", "matched_plate", "candidate_rank", "candidate_confidence",
 )  # fmt: skip
 
 _PARTITION_LOCK = 0x616E7071  # advisory lock key of day-partition creation
@@ -224,6 +224,9 @@ class PostgresSink:
                 h.suppressed,
                 now,
                 h.payload.decode(),
+                h.match.matched_plate,  # NULL: the read's best plate matched (migration 0011)
+                h.match.candidate_rank or None,
+                None if h.match.candidate is None else h.match.candidate.confidence,
             )
             for h in hits
         ]

@@ -1,4 +1,5 @@
-"""Watchlist statistics: what the lists hold and what fuzzy matching would cost in false hits on ordinary traffic."""
+"""Watchlist statistics: what the lists hold and what fuzzy and OCR-candidate matching would cost in false hits on
+ordinary traffic."""
 
 from __future__ import annotations
 
@@ -9,9 +10,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from anpr_stream.core.entry import WatchlistEntry
-from anpr_stream.core.matching import WatchlistIndex
-from anpr_stream.core.plates.synthetic import ZONE_TRAFFIC_MIX, synthetic_traffic
+from anpr_stream.core.matching import WatchlistIndex, match_read
+from anpr_stream.core.plates import normalise
+from anpr_stream.core.plates.synthetic import ZONE_TRAFFIC_MIX, synthetic_candidates, synthetic_traffic
 from anpr_stream.core.policy import MatchPolicy
+from anpr_stream.core.readings import Candidate
+
+# Confidence of the engine's best reading in synthetic traffic (its candidates' confidences fall from it).
+BEST_CONFIDENCE = (0.75, 0.99)
 
 
 @dataclass
@@ -23,6 +29,9 @@ class ListStats:
     not_yet_valid: int = 0
     # Reads of synthetic traffic that raised at least one hit of each kind on this list.
     traffic_hits: Counter[str] = field(default_factory=Counter)
+    # Reads whose OCR candidates raised hits on this list beyond the best plate's, per kind of the candidates' matches
+    # ("any": at least one). Every one is false: the best reading of synthetic traffic is the car's plate.
+    candidate_hits: Counter[str] = field(default_factory=Counter)
 
     @property
     def active(self) -> int:
@@ -53,13 +62,30 @@ def estimate_false_hits(
     seed: int,
     mix: Mapping[str, float] = ZONE_TRAFFIC_MIX,
 ) -> None:
-    """Run `samples` synthetic plates of the traffic mix through the index; count per list the reads with an
+    """Run `samples` synthetic plates of the traffic mix through the matcher; count per list the reads with an
     ocr, fuzzy or pattern hit. A synthetic plate equal to an entry is a true hit of that car, so exact hits are
-    counted apart and never as false."""
+    counted apart and never as false. When the policy matches OCR candidates on some list, each read also carries
+    as many synthetic candidates (core/plates/synthetic.py: lookalike characters, falling confidences), and the hits
+    only they raise are counted per list apart, exact ones included (they are another car's plate)."""
     rng = random.Random(seed)
-    for plate, _ in synthetic_traffic(rng, samples, mix):
+    traffic = synthetic_traffic(rng, samples, mix)
+    wanted = policy.max_candidates
+    # Their own stream: the traffic drawn for a seed is the same whether candidates are matched or not.
+    candidate_rng = random.Random(f"{seed}-candidates")
+    for plate, _ in traffic:
+        candidates: tuple[Candidate, ...] = ()
+        if wanted:
+            norm = normalise(plate)
+            confidence = candidate_rng.uniform(*BEST_CONFIDENCE)
+            candidates = tuple(
+                Candidate(text, text, c) for text, c in synthetic_candidates(candidate_rng, norm, wanted, confidence)
+            )
         kinds: dict[str, set[str]] = {}
-        for match in index.match(plate, at, policy):
-            kinds.setdefault(match.entry.list, set()).add(match.kind)
-        for list_name, raised in kinds.items():
-            stats.setdefault(list_name, ListStats()).traffic_hits.update(raised)
+        by_candidate: dict[str, set[str]] = {}
+        for match in match_read(index, plate, candidates, at, policy):
+            raised = kinds if match.candidate is None else by_candidate
+            raised.setdefault(match.entry.list, set()).add(match.kind)
+        for list_name, raised_kinds in kinds.items():
+            stats.setdefault(list_name, ListStats()).traffic_hits.update(raised_kinds)
+        for list_name, raised_kinds in by_candidate.items():
+            stats.setdefault(list_name, ListStats()).candidate_hits.update({*raised_kinds, "any"})

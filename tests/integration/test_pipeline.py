@@ -134,6 +134,38 @@ async def test_a_hit_is_dispatched_once_logged_and_enriched(namespace: Namespace
         await conn.close()
 
 
+async def test_an_ocr_candidate_hit_is_dispatched_and_stored_saying_which_candidate(
+    namespace: Namespace, tmp_path: Any
+) -> None:
+    ns = namespace
+    now = datetime.now(UTC)
+    load_watchlist(ns, tmp_path, ["SV-1,stolen_vehicle,1-HGT-904,BE,1,intercept,,,PV 1,false"])
+    ns.start_worker(extra_env={"ANPR_MATCH_POLICY": "default=fuzzy:0;stolen_vehicle=candidates:2"})
+    candidates = [{"plate": "1-HGT-907", "confidence": 0.7}, {"plate": "1-HGT-904", "confidence": 0.55}]
+    await ns.produce(
+        [
+            reading("r-1", "1-HGT-9O7", now, candidates=candidates, position={"lat": 50.9, "lon": 5.7, "heading": 90}),
+            reading("r-2", "1-HGT-904", now, candidates=candidates),  # the best plate wins: no candidate hit
+        ]
+    )
+    hits = {h["read_id"]: h for h in await ns.hits_payloads(2)}
+    assert (hits["r-1"]["matched_plate"], hits["r-1"]["candidate_rank"], hits["r-1"]["candidate_confidence"]) == (
+        "1-HGT-904",
+        2,
+        0.55,
+    )
+    assert hits["r-1"]["read"]["position"] == {"lat": 50.9, "lon": 5.7, "heading": 90}
+    assert (hits["r-2"]["matched_plate"], hits["r-2"]["candidate_rank"]) == ("1-HGT-904", None)
+    conn = await ns.db()
+    try:
+        rows = await conn.fetch(
+            "SELECT read_id, matched_plate, candidate_rank, candidate_confidence FROM hits ORDER BY read_id"
+        )
+        assert [tuple(r) for r in rows] == [("r-1", "1-HGT-904", 2, 0.55), ("r-2", None, None, None)]
+    finally:
+        await conn.close()
+
+
 async def test_watchlist_changes_apply_live_and_repeats_are_suppressed(namespace: Namespace, tmp_path: Any) -> None:
     ns = namespace
     now = datetime.now(UTC)

@@ -188,3 +188,33 @@ def test_watchlist_stats_table(lists: tuple[Path, Path], capsysbinary: pytest.Ca
     assert cli.main(["watchlist", "stats", str(lists[0]), "--samples", "100"]) == 0
     out = capsysbinary.readouterr().out.decode()
     assert "stolen_vehicle" in out and "fuzzy hits/day" in out
+
+
+def test_watchlist_stats_estimates_candidate_false_hits(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    # A witness's partial plate (any Belgian plate whose digits start with 1): matching three OCR candidates per read
+    # must show a share of its own, none when off, less under a minimum confidence, and leave the best plate's
+    # estimate as it was.
+    path = tmp_path / "partial.csv"
+    path.write_text(HEADER + "P-1,itinerant_gang,?-???-1??,BE,2,observe,,,witness,false\n")
+    argv = ["watchlist", "stats", str(path), "--samples", "3000", "--json", "--policy"]
+
+    def row(policy: str) -> dict[str, object]:
+        assert cli.main([*argv, policy]) == 0
+        result: dict[str, object] = json.loads(capsysbinary.readouterr().out)["lists"][0]
+        return result
+
+    off, on, strict = (
+        row("default=fuzzy:0"),
+        row("default=candidates:3"),
+        row("default=candidates:3,candidate-confidence:0.7"),
+    )
+    assert off["candidate_traffic_share"] == {"any": 0, "exact": 0, "ocr": 0, "pattern": 0}
+    assert on["candidate_traffic_share"]["any"] > strict["candidate_traffic_share"]["any"] > 0  # type: ignore[index]
+    assert on["traffic_share"] == off["traffic_share"]
+    assert on["candidate_false_hits_per_day"]["any"] == round(  # type: ignore[index]
+        on["candidate_traffic_share"]["any"] * 200_000,
+        1,  # type: ignore[index]
+    )
+    assert on["policy"] == "fuzzy:0,dispatch,candidates:3"

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from anpr_stream.core.matching import WatchlistIndex
+from anpr_stream.core.matching import WatchlistIndex, match_read
 from anpr_stream.core.policy import ListPolicy, MatchPolicy
+from anpr_stream.core.readings import Candidate
 from anpr_stream.watchlists import WatchlistEntry
 
 # --- the oracle -------------------------------------------------------------------------------------------------
@@ -106,6 +107,33 @@ def oracle_match(
                 if distance <= list_policy.max_distance:
                     hits.add((entry.entry_id, "fuzzy", distance))
     return hits
+
+
+def oracle_match_read(
+    entries: list[WatchlistEntry],
+    raw: str,
+    candidates: list[tuple[str, float | None]],
+    observed_at: datetime,
+    policy: MatchPolicy,
+) -> dict[str, tuple[str, int, int]]:
+    """Per entry (kind, distance, candidate rank; 0: the best plate): the best plate under the policy; then each
+    candidate in rank order, without fuzzy reach, for entries whose list takes that many candidates at that
+    confidence; an entry keeps its first match."""
+    found = {
+        entry_id: (kind, distance, 0) for entry_id, kind, distance in oracle_match(entries, raw, observed_at, policy)
+    }
+    lists = {entry.entry_id: entry.list for entry in entries}  # the later entry of an id is the live one
+    for rank, (plate, confidence) in enumerate(candidates, start=1):
+        for entry_id, kind, distance in oracle_match(entries, plate, observed_at, MatchPolicy()):
+            list_policy = policy.for_list(lists[entry_id])
+            if entry_id in found or rank > list_policy.candidates:
+                continue
+            if confidence is None and list_policy.min_candidate_confidence > 0:
+                continue
+            if confidence is not None and confidence < list_policy.min_candidate_confidence:
+                continue
+            found[entry_id] = (kind, distance, rank)
+    return found
 
 
 # --- strategies -------------------------------------------------------------------------------------------------
@@ -240,3 +268,52 @@ def test_updates_agree_with_brute_force(
     for _ in range(5):
         raw = data.draw(reads_near(expected))
         assert _result(index, raw, at, policy) == oracle_match(expected, raw, at, policy)
+
+
+candidate_list_policies = st.builds(
+    ListPolicy,
+    fuzzy=st.just(False),
+    max_distance=st.just(0),
+    dispatch=st.booleans(),
+    candidates=st.integers(0, 4),
+    min_candidate_confidence=st.sampled_from([0.0, 0.3, 0.5, 1.0]),
+) | st.builds(
+    ListPolicy,
+    fuzzy=st.just(True),
+    max_distance=st.integers(1, 2),
+    candidates=st.integers(0, 4),
+    min_candidate_confidence=st.sampled_from([0.0, 0.5]),
+)
+
+
+@st.composite
+def candidate_policies(draw: st.DrawFn) -> MatchPolicy:
+    per_list = draw(st.dictionaries(st.sampled_from(LISTS), candidate_list_policies, max_size=3))
+    return MatchPolicy(default=draw(candidate_list_policies), per_list=per_list)
+
+
+@FAST
+@given(data=st.data(), listed=entry_lists(), policy=candidate_policies(), at=st.sampled_from(INSTANTS))
+def test_matching_with_candidates_agrees_with_brute_force(
+    data: st.DataObject, listed: list[WatchlistEntry], policy: MatchPolicy, at: datetime
+) -> None:
+    index = WatchlistIndex.build(listed)
+    for _ in range(3):
+        raw = data.draw(reads_near(listed))
+        offered = data.draw(
+            st.lists(
+                st.tuples(
+                    reads_near(listed).filter(lambda p: 0 < len(oracle_normalise(p, keep_wildcards=False)) <= 16),
+                    st.sampled_from([None, 0.0, 0.3, 0.5, 0.9, 1.0]),
+                ),
+                max_size=5,
+            )
+        )
+        candidates = tuple(Candidate(p, oracle_normalise(p, keep_wildcards=False), c) for p, c in offered)
+        matches = match_read(index, raw, candidates, at, policy)
+        got = {m.entry.entry_id: (m.kind, m.distance, m.candidate_rank) for m in matches}
+        assert len(got) == len(matches), "an entry matched twice"
+        for m in matches:
+            assert (m.candidate is None) == (m.candidate_rank == 0)
+            assert m.candidate is None or m.candidate == candidates[m.candidate_rank - 1]
+        assert got == oracle_match_read(listed, raw, offered, at, policy)

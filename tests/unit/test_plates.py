@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
+from rapidfuzz.distance import Levenshtein
 
 from anpr_stream.core.plates import (
     CONFUSION_CLASSES,
@@ -12,6 +15,7 @@ from anpr_stream.core.plates import (
     plate_format,
     plate_formats,
 )
+from anpr_stream.core.plates.synthetic import synthetic_candidates, synthetic_plate
 
 
 @pytest.mark.parametrize(
@@ -145,3 +149,16 @@ def test_nl_sidecodes_from_4_use_no_vowels() -> None:
 def test_ambiguous_plate_lists_every_fitting_format_country_first() -> None:
     assert plate_formats("AB1234", "LU")[0] == "LU-standard"
     assert set(plate_formats("AB1234")) >= {"NL-sidecode-1", "LU-standard", "DE-standard"}
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_synthetic_candidates_are_distinct_near_variants_with_falling_confidence(seed: int) -> None:
+    rng = random.Random(seed)
+    plate = normalise(synthetic_plate(rng, "BE"))
+    found = synthetic_candidates(rng, plate, 5, 0.9)
+    texts = [text for text, _ in found]
+    confidences = [c for _, c in found]
+    assert 3 <= len(found) <= 5 and len(set(texts)) == len(texts) and plate not in texts
+    assert all(1 <= Levenshtein.distance(plate, text) <= 2 for text in texts)
+    assert confidences == sorted(confidences, reverse=True) and all(0 < c < 0.9 for c in confidences)
+    assert synthetic_candidates(random.Random(seed), plate, 0, 0.9) == []

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta, timezone
 
+import orjson
 import pytest
 
-from anpr_stream.core.readings import InvalidReading, reading_from_mapping
+from anpr_stream.core.message import decode
+from anpr_stream.core.readings import (
+    Candidate,
+    InvalidReading,
+    Position,
+    Reading,
+    check_extra,
+    reading_from_mapping,
+)
+from anpr_stream.core.record import InRecord
 
 GOOD: dict[str, object] = {
     "read_id": "r-1",
@@ -145,3 +156,100 @@ def test_instants_out_of_range_and_invisible_characters_in_ids_are_refused(
 ) -> None:
     with pytest.raises(InvalidReading, match=reason):
         reading_from_mapping({**GOOD, **changes})
+
+
+# --- OCR candidates and a mobile camera's position: kept in extra, checked, exposed typed -----------------------
+
+SCHEMA_GOOD = {k: v for k, v in GOOD.items() if k != "vehicle"}  # the schema wants a string there
+
+
+def kafka(extra: dict[str, object]) -> Reading | str:
+    return decode(InRecord("anpr.reads", 0, 0, b"cam", orjson.dumps({**SCHEMA_GOOD, **extra}), 0))
+
+
+def test_candidates_and_position_are_exposed_typed_and_kept_in_extra() -> None:
+    candidates = [{"plate": "1-ABC-I23", "confidence": 0.61}, {"plate": "1abc128", "confidence": None}, {"plate": "7"}]
+    position = {"lat": 50.963, "lon": 5.749, "heading": 271.5}
+    reading = reading_from_mapping({**GOOD, "candidates": candidates, "position": position})
+    assert reading.candidates == (
+        Candidate("1-ABC-I23", "1ABCI23", 0.61),
+        Candidate("1abc128", "1ABC128", None),
+        Candidate("7", "7", None),
+    )
+    assert reading.candidates[0].normalised == "1ABCI23"  # a tuple of (plate, normalised, confidence)
+    assert reading.position == Position(50.963, 5.749, 271.5)
+    assert reading.extra["candidates"] == candidates and reading.extra["position"] == position
+
+
+@pytest.mark.parametrize(
+    ("extra", "candidates", "position"),
+    [
+        ({}, (), None),
+        ({"candidates": [], "position": None}, (), None),
+        ({"candidates": None}, (), None),
+        ({"candidates": [{"plate": "A", "confidence": 0}, {"plate": "B", "confidence": 1}]},
+         (Candidate("A", "A", 0.0), Candidate("B", "B", 1.0)), None),
+        ({"candidates": [{"plate": "АВ1234", "confidence": 0.5, "template": 1}]},  # Cyrillic; vendor keys are kept
+         (Candidate("АВ1234", "AB1234", 0.5),), None),
+        ({"candidates": [{"plate": "X" * 16}] * 10}, (Candidate("X" * 16, "X" * 16, None),) * 10, None),
+        ({"position": {"lat": -90, "lon": 180}}, (), Position(-90.0, 180.0, None)),
+        ({"position": {"lat": 90, "lon": -180, "heading": 360}}, (), Position(90.0, -180.0, 360.0)),
+        ({"position": {"lat": 0, "lon": 0, "heading": 0, "speed_kmh": 50}}, (), Position(0.0, 0.0, 0.0)),
+    ],
+)  # fmt: skip
+def test_accepted_candidates_and_positions(
+    extra: dict[str, object], candidates: tuple[Candidate, ...], position: Position | None
+) -> None:
+    reading = reading_from_mapping({**GOOD, **extra})
+    assert reading.candidates == candidates
+    assert reading.position == position
+    # The same through the Kafka path: JSON Schema first, then these checks.
+    decoded = kafka(extra)
+    assert isinstance(decoded, Reading) and decoded.candidates == candidates and decoded.position == position
+
+
+HOSTILE_CANDIDATES_AND_POSITIONS = [
+    ({"candidates": "1ABC123"}, "candidates must be an array"),
+    ({"candidates": {"plate": "1ABC123"}}, "candidates must be an array"),
+    ({"candidates": [{"plate": "A"}] * 11}, "11 candidates, more than 10"),
+    ({"candidates": ["1ABC123"]}, r"candidates\[0\] must be an object"),
+    ({"candidates": [None]}, r"candidates\[0\] must be an object"),
+    ({"candidates": [{"confidence": 0.5}]}, r"candidates\[0\]\.plate must be a string"),
+    ({"candidates": [{"plate": 1234}]}, r"candidates\[0\]\.plate must be a string"),
+    ({"candidates": [{"plate": "A"}, {"plate": ""}]}, r"candidates\[1\]\.plate '' has no letters"),
+    ({"candidates": [{"plate": "--- ---"}]}, "has no letters or digits"),
+    ({"candidates": [{"plate": "A" * 17}]}, "more than 16 letters and digits"),
+    ({"candidates": [{"plate": "A" * 33}]}, "longer than 32 characters"),
+    ({"candidates": [{"plate": "1ABC\x00123"}]}, "control characters"),
+    ({"candidates": [{"plate": "1ABC123", "confidence": 1.5}]}, "confidence must be a number from 0 to 1"),
+    ({"candidates": [{"plate": "1ABC123", "confidence": -0.01}]}, "confidence must be a number from 0 to 1"),
+    ({"candidates": [{"plate": "1ABC123", "confidence": "0.9"}]}, "confidence must be a number from 0 to 1"),
+    ({"candidates": [{"plate": "1ABC123", "confidence": True}]}, "confidence must be a number from 0 to 1"),
+    ({"candidates": [{"plate": "1ABC123", "confidence": float("nan")}]}, "not finite"),
+    ({"candidates": [{"plate": "1ABC123", "confidence": 2**60}]}, "integer beyond"),
+    ({"position": "50.9,5.7"}, "position must be an object"),
+    ({"position": [50.9, 5.7]}, "position must be an object"),
+    ({"position": {"lat": 50.9}}, "position.lon must be a number"),
+    ({"position": {"lon": 5.7}}, "position.lat must be a number"),
+    ({"position": {"lat": 90.0001, "lon": 5.7}}, "position.lat must be a number from -90 to 90"),
+    ({"position": {"lat": 50.9, "lon": -180.5}}, "position.lon must be a number from -180 to 180"),
+    ({"position": {"lat": "50.9", "lon": 5.7}}, "position.lat must be a number"),
+    ({"position": {"lat": True, "lon": 5.7}}, "position.lat must be a number"),
+    ({"position": {"lat": None, "lon": 5.7}}, "position.lat must be a number"),
+    ({"position": {"lat": 50.9, "lon": 5.7, "heading": 360.5}}, "heading must be a number from 0 to 360"),
+    ({"position": {"lat": 50.9, "lon": 5.7, "heading": -1}}, "heading must be a number from 0 to 360"),
+    ({"position": {"lat": 50.9, "lon": 5.7, "heading": "N"}}, "heading must be a number from 0 to 360"),
+    ({"position": {"lat": float("inf"), "lon": 5.7}}, "not finite"),
+]
+
+
+@pytest.mark.parametrize(("extra", "reason"), HOSTILE_CANDIDATES_AND_POSITIONS)
+def test_hostile_candidates_and_positions_are_refused_with_a_reason(extra: dict[str, object], reason: str) -> None:
+    with pytest.raises(InvalidReading, match=reason):
+        reading_from_mapping({**GOOD, **extra})
+    with pytest.raises(InvalidReading, match=reason):
+        check_extra(extra)  # what the camera gateway checks an optional field with before adding it
+    if reason != "not finite":  # JSON has no NaN or infinities; the Kafka path refuses the rest too, the schema first
+        decoded = kafka(extra)
+        assert isinstance(decoded, str)
+        assert decoded.startswith(("schema: candidates", "schema: position")) or re.search(reason, decoded), decoded

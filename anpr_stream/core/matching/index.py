@@ -20,6 +20,7 @@ from anpr_stream.core.entry import WatchlistEntry
 from anpr_stream.core.matching.segment import FIELD_SEP, MIN_FUZZY_LENGTH, Segment, to_microseconds
 from anpr_stream.core.plates import confusion_form, normalise
 from anpr_stream.core.policy import MatchPolicy
+from anpr_stream.core.readings import Candidate
 
 KIND_ORDER = {"exact": 0, "ocr": 1, "fuzzy": 2, "pattern": 3}
 # Merge the newest segment into the one before it while that one is at most this many times larger.
@@ -33,6 +34,14 @@ class Match:
     entry: WatchlistEntry
     kind: str  # exact | ocr | fuzzy | pattern
     distance: int
+    # The OCR candidate that matched and its rank (1-based); None and 0 when the read's best plate matched.
+    candidate: Candidate | None = None
+    candidate_rank: int = 0
+
+    @property
+    def matched_plate(self) -> str | None:
+        """The candidate's text when a candidate matched; None: the read's best plate."""
+        return None if self.candidate is None else self.candidate.plate
 
 
 def _sort_key(match: Match) -> tuple[int, int, int, str]:
