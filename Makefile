@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo        run the service on a recorded sample of the zone's traffic"
 	@echo "make test        venv, install, lint + types, local Kafka + PostgreSQL, the whole test suite"
-	@echo "make infra       start local Kafka + PostgreSQL; eval \"\$$(make -s infra)\" exports the settings"
+	@echo "make infra       start local Kafka + PostgreSQL + mosquitto; eval \"\$$(make -s infra)\" exports the settings"
 	@echo "make infra-down  stop them (data stays in .local/)"
 	@echo "make check       ruff + mypy only"
 	@echo "make bench       benchmark report: worker vs raw aiokafka loop vs per-event faust agent (~4 min)"
@@ -43,9 +43,10 @@ typecheck: venv
 
 check: lint typecheck
 
-# Third-party programs the tests drive: kcat, and chromium for the dispatch console's browser test (Debian packages),
-# installed when missing on Debian as root.
-TOOLS := kcat:kcat chromium:chromium
+# Third-party programs the tests drive: kcat, chromium for the dispatch console's browser test, and the mosquitto
+# broker (with mosquitto_passwd) for the gateway's MQTT tests; Debian packages, installed when missing on Debian as
+# root.
+TOOLS := kcat:kcat chromium:chromium mosquitto:mosquitto mosquitto_passwd:mosquitto
 
 tools:
 	@for tool in $(TOOLS); do \

@@ -1,5 +1,6 @@
 """Shared fixtures: the real Kafka broker and PostgreSQL server, from the environment first, else local (or
-testcontainers where a Docker daemon answers). Started lazily: unit tests never start anything."""
+testcontainers where a Docker daemon answers), and the real MQTT broker (ANPR_GATEWAY_MQTT_URL, else the local
+mosquitto). Started lazily: unit tests never start anything."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from anpr_stream.devinfra import endpoints
+from anpr_stream.devinfra import endpoints, mosquitto
 from anpr_stream.devinfra.kafka import LocalKafka
+from anpr_stream.devinfra.mosquitto import LocalMosquitto, MqttEndpoint
 from anpr_stream.devinfra.postgres import LocalPostgres
 
 
@@ -69,6 +71,25 @@ def infra() -> Iterator[Infra]:
             LocalKafka.from_env().stop()
         if "postgres" in _started:
             LocalPostgres.from_env().stop()
+
+
+@pytest.fixture(scope="session")
+def mqtt_broker() -> Iterator[MqttEndpoint]:
+    """Its own fixture, not part of `infra`: the MQTT tests need no Kafka, and the Kafka tests no mosquitto."""
+    env = os.environ
+    if not env.get(mosquitto.GATEWAY_URL_ENV) and not mosquitto.installed():
+        pytest.skip(
+            f"mosquitto is not installed and {mosquitto.GATEWAY_URL_ENV} is unset: `make tools` installs it "
+            "(apt-get install mosquitto)"
+        )
+    was_running = LocalMosquitto.from_env().running_pid() is not None
+    found = mosquitto.resolve(env)
+    if found.source == "local" and not was_running:
+        _started.append("mosquitto")
+    _report["mosquitto"] = f"{found.gateway_url.rsplit('@', 1)[-1]} ({found.source})"
+    yield found
+    if os.environ.get("ANPR_KEEP_INFRA") != "1" and "mosquitto" in _started:
+        LocalMosquitto.from_env().stop()
 
 
 def record_server_version(name: str, version: str) -> None:

@@ -130,6 +130,7 @@ def test_environment_settings_win_and_nothing_local_starts(tmp_path: Path) -> No
     env.update(
         ANPR_KAFKA_BOOTSTRAP="kafka.example.internal:9092",
         ANPR_DATABASE_URL="postgresql://svc:secret@db.example.internal:5432/anpr",
+        ANPR_GATEWAY_MQTT_URL="mqtt://gw:pw@mqtt.example.internal:1883",
         ANPR_LOCAL_STATE_DIR=str(tmp_path / "state"),
     )
     result = _run_cli(["infra", "up"], env)
@@ -137,6 +138,7 @@ def test_environment_settings_win_and_nothing_local_starts(tmp_path: Path) -> No
     assert result.stdout.splitlines() == [
         "export ANPR_KAFKA_BOOTSTRAP=kafka.example.internal:9092",
         "export ANPR_DATABASE_URL=postgresql://svc:secret@db.example.internal:5432/anpr",
+        "export ANPR_GATEWAY_MQTT_URL=mqtt://gw:pw@mqtt.example.internal:1883",
     ]
     assert not (tmp_path / "state").exists(), "a local service was started although the environment set both"
 
@@ -162,6 +164,7 @@ def test_private_instance_recovers_from_kill_and_stale_pid() -> None:
         ANPR_LOCAL_STATE_DIR=str(tmp_path / "state"),
         ANPR_LOCAL_KAFKA_PORT="29192",
         ANPR_LOCAL_PG_PORT="56532",
+        ANPR_LOCAL_MQTT_PORT="21883",
         ANPR_LOCAL_KAFKA_HEAP="384m",
     )
     try:
