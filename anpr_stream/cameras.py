@@ -1,5 +1,9 @@
 """The zone's camera registry: one row per ANPR camera in a CSV file (ANPR_CAMERAS_FILE; the package ships an example,
-anpr_stream/examples/cameras.csv), loaded into frozen values."""
+anpr_stream/examples/cameras.csv), loaded into frozen values.
+
+A camera is fixed (its lat/lon is where every read of it was taken) or mobile (`mobile` true: a camera on a patrol
+vehicle; each read carries where the vehicle was, `position` in the reading, and the registry's lat/lon is only its
+base, the station). The `mobile` column is optional: files without it are all fixed."""
 
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ from importlib.resources import files
 from pathlib import Path
 
 CAMERA_FIELDS: tuple[str, ...] = ("camera_id", "name", "site", "road", "direction", "lat", "lon", "border_crossing")
+# Optional trailing columns: a file with CAMERA_FIELDS alone (as written before mobile cameras) still loads.
+OPTIONAL_FIELDS: tuple[str, ...] = ("mobile",)
 # `in`/`out` are relative to Belgium at border crossings (entering/leaving the country); `both` is a single camera
 # reading both directions.
 DIRECTIONS: frozenset[str] = frozenset({"in", "out", "north", "south", "east", "west", "both"})
@@ -31,9 +37,12 @@ class Camera:
     site: str
     road: str
     direction: str
+    # A fixed camera's place; a mobile camera's base (never where its reads were taken). Required for both: the
+    # hit path (core.outgoing.CameraInfo) gives every known camera a place, and a base is a place the map can show.
     lat: float
     lon: float
     border_crossing: bool
+    mobile: bool = False
 
 
 def _coordinate(text: str, name: str, limit: float) -> float:
@@ -46,8 +55,16 @@ def _coordinate(text: str, name: str, limit: float) -> float:
     return value
 
 
+def _flag(values: dict[str, str], name: str, default: str | None = None) -> bool:
+    text = values.get(name, "").lower() or (default or "")
+    if text not in ("true", "false"):
+        raise ValueError(f"{name} must be true or false, got {values.get(name, '')!r}")
+    return text == "true"
+
+
 def camera_from_row(row: dict[str, str]) -> Camera:
-    """One CSV row (all strings) to a Camera; ValueError with the reason."""
+    """One CSV row (all strings; `mobile` may be absent, an empty one is false) to a Camera; ValueError with the
+    reason."""
     values = {k: (v or "").strip() for k, v in row.items()}
     for name in ("camera_id", "site", "direction"):
         if not values[name]:
@@ -57,9 +74,8 @@ def camera_from_row(row: dict[str, str]) -> Camera:
     direction = values["direction"].lower()
     if direction not in DIRECTIONS:
         raise ValueError(f"direction must be one of {', '.join(sorted(DIRECTIONS))}, got {values['direction']!r}")
-    border = values["border_crossing"].lower()
-    if border not in ("true", "false"):
-        raise ValueError(f"border_crossing must be true or false, got {values['border_crossing']!r}")
+    border = _flag(values, "border_crossing")
+    mobile = _flag(values, "mobile", default="false")
     return Camera(
         camera_id=values["camera_id"],
         name=values["name"],
@@ -68,7 +84,8 @@ def camera_from_row(row: dict[str, str]) -> Camera:
         direction=direction,
         lat=_coordinate(values["lat"], "lat", 90.0),
         lon=_coordinate(values["lon"], "lon", 180.0),
-        border_crossing=border == "true",
+        border_crossing=border,
+        mobile=mobile,
     )
 
 
@@ -87,8 +104,11 @@ class CameraRegistry:
         """Parse CSV text; ValueError naming the source and line of the first bad row."""
         reader = csv.DictReader(lines, strict=True)
         header = [h.strip().lstrip("\ufeff") for h in (reader.fieldnames or [])]
-        if tuple(header) != CAMERA_FIELDS:
-            raise ValueError(f"{source} line 1: header must be {','.join(CAMERA_FIELDS)}, got {','.join(header)}")
+        if tuple(header) not in (CAMERA_FIELDS, CAMERA_FIELDS + OPTIONAL_FIELDS):
+            raise ValueError(
+                f"{source} line 1: header must be {','.join(CAMERA_FIELDS)} (then optionally "
+                f"{','.join(OPTIONAL_FIELDS)}), got {','.join(header)}"
+            )
         reader.fieldnames = header
         cameras: dict[str, Camera] = {}
         line_no = 1
@@ -96,7 +116,7 @@ class CameraRegistry:
             for row in reader:
                 line_no = reader.line_num
                 if None in row or any(v is None for v in row.values()):
-                    raise ValueError(f"expected {len(CAMERA_FIELDS)} fields")
+                    raise ValueError(f"expected {len(header)} fields")
                 camera = camera_from_row(row)
                 if camera.camera_id in cameras:
                     raise ValueError(f"duplicate camera_id {camera.camera_id!r}")
@@ -125,6 +145,10 @@ class CameraRegistry:
 
     def get(self, camera_id: str) -> Camera | None:
         return self._cameras.get(camera_id)
+
+    def mobile_ids(self) -> list[str]:
+        """The mobile cameras' ids, in file order."""
+        return [c.camera_id for c in self._cameras.values() if c.mobile]
 
     def sites(self) -> tuple[str, ...]:
         """Site ids in file order, each once."""

@@ -34,7 +34,7 @@ from anpr_stream.traffic import generate
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 LISTS = sorted(str(p) for p in (ROOT / "watchlists").glob("*.csv"))
-CAMERAS = [camera.camera_id for camera in CameraRegistry.load()]
+CAMERAS = [camera.camera_id for camera in CameraRegistry.load() if not camera.mobile]
 
 
 def scrape(port: str, timeout: float = 5) -> str:

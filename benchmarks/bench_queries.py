@@ -100,7 +100,7 @@ async def load(conn: asyncpg.Connection, passages: int, days: int, plates: int, 
         "country text, plate_format text)"
     )
     await conn.copy_records_to_table("bench_plates", records=rows)
-    cameras = [c.camera_id for c in CameraRegistry.load()]
+    cameras = [c.camera_id for c in CameraRegistry.load() if not c.mobile]
     first = today - timedelta(days=days - 1)
     for i in range(days):
         await conn.execute("SELECT ensure_passage_partition($1)", first + timedelta(days=i))
@@ -158,7 +158,7 @@ async def plant_convoy(conn: asyncpg.Connection, today: date, days: int) -> tupl
     """A target plate with three companions: 60 passages over the last days (up to 20), companions within 30 s."""
     target, companions = "1CVY001", ["1CVY002", "2CVY003", "1CVY004"]
     rng = random.Random(11)
-    cameras = [c.camera_id for c in CameraRegistry.load()]
+    cameras = [c.camera_id for c in CameraRegistry.load() if not c.mobile]
     records = []
     for n in range(60):
         at = datetime.combine(today - timedelta(days=1 + n % min(20, days - 2)), dtime(6 + n % 12), tzinfo=UTC)
@@ -227,7 +227,7 @@ async def queries(pool: asyncpg.Pool, sample: list[str], hot: list[str], now: da
         fuzzy_plates = [p for p in plates if len(p) >= 5][: max(20, n // 4)]
         times, res = await timed([lambda p=p: fuzzy(p) for p in fuzzy_plates])
         out[f"fuzzy{distance}_candidates"] = {**summary(times), "mean_candidate_plates": statistics.mean(res)}
-    cams = [c.camera_id for c in CameraRegistry.load()]
+    cams = [c.camera_id for c in CameraRegistry.load() if not c.mobile]
     times, _ = await timed(
         [
             lambda c=c: passages_page(pool, Key.CAMERA, c, since30, None, None, None, 100)

@@ -57,8 +57,9 @@ class CameraView(BaseModel):
     site: str
     road: str
     direction: str
-    lat: float
+    lat: float = Field(description="a fixed camera's place; a mobile camera's base (its reads carry their position)")
     lon: float
+    mobile: bool = Field(description="a camera on a vehicle: where a read was taken is the read's position")
 
 
 class CameraList(BaseModel):
@@ -90,7 +91,7 @@ async def cameras(call: CallDep) -> dict[str, Any]:
     grant = await call.grant()
     shown = [
         {"camera_id": c.camera_id, "name": c.name, "site": c.site, "road": c.road, "direction": c.direction,
-         "lat": c.lat, "lon": c.lon}
+         "lat": c.lat, "lon": c.lon, "mobile": c.mobile}
         for c in call.svc.cameras
         if call.user.sees_camera(c.camera_id)
     ]  # fmt: skip

@@ -21,6 +21,7 @@ from rapidfuzz.distance import Levenshtein
 from anpr_stream.api.access import Denied, Grant, default_since
 from anpr_stream.api.context import Call, CallDep, error_responses, justification_headers
 from anpr_stream.api.passage_queries import (
+    MOBILE_RADIUS_M,
     Key,
     TooManyCandidates,
     candidate_plates,
@@ -42,6 +43,7 @@ from anpr_stream.api.plate_query import (
     wildcards_to_like,
 )
 from anpr_stream.cameras import Camera
+from anpr_stream.console.svgmap import RoutePoint, build_map
 from anpr_stream.core.entry import MAX_ID, MAX_REFERENCE
 from anpr_stream.core.matching import WatchlistIndex
 from anpr_stream.core.matching.segment import MIN_FUZZY_LENGTH
@@ -199,22 +201,57 @@ class RouteFormat(StrEnum):
     JSON = "json"
     CSV = "csv"
     GEOJSON = "geojson"
+    SVG = "svg"  # the zone map with the route over it (console/svgmap.py)
 
 
+# The columns added for mobile cameras come last: a consumer of the earlier twelve reads them where it did.
 ROUTE_CSV_FIELDS = (
     "observed_at", "camera_id", "camera_name", "road", "direction", "lat", "lon", "plate_read", "plate", "country",
-    "confidence", "read_id",
+    "confidence", "read_id", "heading", "mobile", "note",
 )  # fmt: skip
 
+# Why a stop has no place: it stays in the table (it is a passage) but is left out of the map and the line, rather
+# than drawn at the camera's registry position, which for a mobile camera is its base and not where the read was.
+NOTE_NO_POSITION = "mobile camera; the read carries no position: not on the map"
+NOTE_UNKNOWN_CAMERA = "camera not in the registry: not on the map"
 
-def _route_stop(passage: dict[str, Any], camera: Camera | None) -> dict[str, Any]:
+Position = tuple[float, float, float | None]
+
+
+def read_position(row: asyncpg.Record) -> Position | None:
+    """(lat, lon, heading) of a route row's read (route()'s position columns), or None without a usable one."""
+    lat, lon = row["position_lat"], row["position_lon"]
+    if lat is None or lon is None:
+        return None
+    heading = row["position_heading"]
+    return float(lat), float(lon), None if heading is None else float(heading)
+
+
+def route_stop(passage: dict[str, Any], camera: Camera | None, position: Position | None) -> dict[str, Any]:
+    """A passage with its place: the registry's for a fixed camera, the read's own for a mobile one (heading too;
+    none, with a note, when the read has no position). A fixed camera's reads keep its place whatever they carry."""
+    lat: float | None = None
+    lon: float | None = None
+    heading: float | None = None
+    note: str | None = None
+    if camera is None:
+        note = NOTE_UNKNOWN_CAMERA
+    elif not camera.mobile:
+        lat, lon = camera.lat, camera.lon
+    elif position is not None:
+        lat, lon, heading = position
+    else:
+        note = NOTE_NO_POSITION
     return {
         **passage,
         "camera_name": camera.name if camera else None,
         "road": camera.road if camera else None,
         "direction": camera.direction if camera else None,
-        "lat": camera.lat if camera else None,
-        "lon": camera.lon if camera else None,
+        "lat": lat,
+        "lon": lon,
+        "heading": heading,
+        "mobile": camera.mobile if camera else None,
+        "note": note,
     }
 
 
@@ -222,13 +259,17 @@ def route_csv(stops: list[dict[str, Any]]) -> str:
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=ROUTE_CSV_FIELDS, extrasaction="ignore", lineterminator="\r\n")
     writer.writeheader()
-    writer.writerows({k: safe_cell(v) for k, v in stop.items()} for stop in stops)
+    writer.writerows(
+        {k: ("true" if v else "false") if isinstance(v, bool) else safe_cell(v) for k, v in stop.items()}
+        for stop in stops
+    )
     return out.getvalue()
 
 
 def route_geojson(plate: str, stops: list[dict[str, Any]]) -> dict[str, Any]:
-    """A FeatureCollection: one Point per passage (null geometry for a camera missing from the registry), then
-    the LineString through the located passages in time order (RFC 7946: [lon, lat])."""
+    """A FeatureCollection: one Point per passage (null geometry for a camera missing from the registry and for a
+    mobile camera's read without a position, `note` says which), then the LineString through the located passages
+    in time order (RFC 7946: [lon, lat]). A mobile camera's passage is at the read's position, `heading` beside."""
     features: list[dict[str, Any]] = [
         {
             "type": "Feature",
@@ -246,11 +287,23 @@ def route_geojson(plate: str, stops: list[dict[str, Any]]) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": features}
 
 
+def route_points(stops: list[dict[str, Any]]) -> list[RoutePoint]:
+    """The located stops, in time order, for the map (the same places as the GeoJSON's)."""
+    return [
+        RoutePoint(
+            stop["lat"], stop["lon"], f"{stop['observed_at']} {stop['camera_id']} ({stop['plate_read']})",
+            mobile=bool(stop["mobile"]), heading=stop["heading"],
+        )
+        for stop in stops
+        if stop["lat"] is not None
+    ]  # fmt: skip
+
+
 @router.get(
     "/plates/{plate}/route",
     name="plates.route",
-    summary="A plate's passages in time order with camera locations (JSON, CSV or GeoJSON)",
-    responses={200: {"content": {"text/csv": {}, "application/geo+json": {}}}},
+    summary="A plate's passages in time order with their places (JSON, CSV, GeoJSON or an SVG map)",
+    responses={200: {"content": {"text/csv": {}, "application/geo+json": {}, "image/svg+xml": {}}}},
     response_model=None,
 )
 async def plate_route(
@@ -260,7 +313,7 @@ async def plate_route(
     until: Until = None,
     camera: Annotated[list[str] | None, Query(description="only these cameras")] = None,
     ocr: Ocr = False,
-    format: Annotated[RouteFormat, Query(description="json | csv | geojson")] = RouteFormat.JSON,
+    format: Annotated[RouteFormat, Query(description="json | csv | geojson | svg")] = RouteFormat.JSON,
     limit: Annotated[int, Query(ge=1, le=MAX_ROUTE)] = MAX_ROUTE,
 ) -> dict[str, Any] | Response:
     grant, since_at = await _granted(call, since, until, camera)
@@ -272,7 +325,7 @@ async def plate_route(
     rows = await route(call.svc.pool, key, value, since_at, grant.until, grant.cameras(camera), limit + 1)
     truncated = len(rows) > limit
     registry = call.svc.cameras
-    stops = [_route_stop(passage_view(row), registry.get(row["camera_id"])) for row in rows[:limit]]
+    stops = [route_stop(passage_view(row), registry.get(row["camera_id"]), read_position(row)) for row in rows[:limit]]
     await call.answered(grant, len(stops), {"format": format.value})
     headers = {"X-Route-Truncated": "true" if truncated else "false"}
     if format is RouteFormat.CSV:
@@ -281,6 +334,10 @@ async def plate_route(
     if format is RouteFormat.GEOJSON:
         body = orjson.dumps(route_geojson(normalised, stops))
         return Response(body, media_type="application/geo+json", headers=headers)
+    if format is RouteFormat.SVG:
+        shown = [c for c in registry if call.user.sees_camera(c.camera_id)]
+        drawing = build_map(shown, f"Route of {normalised}", route_points(stops))
+        return Response(drawing, media_type="image/svg+xml", headers=headers)
     return {"plate": normalised, "ocr": ocr, **_window(grant, since_at), "truncated": truncated, "passages": stops}
 
 
@@ -297,6 +354,9 @@ async def cotravel(
     camera: Annotated[list[str] | None, Query(description="only the target's passages at these cameras")] = None,
     ocr: Ocr = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    radius_m: Annotated[
+        int, Query(ge=10, le=5000, description="mobile cameras: at most this many metres between the two reads")
+    ] = int(MOBILE_RADIUS_M),
 ) -> dict[str, Any]:
     grant, since_at = await _granted(call, since, until, camera)
     try:
@@ -307,7 +367,8 @@ async def cotravel(
     key, value = (Key.PLATE_CLASS, plate_class) if ocr else (Key.PLATE, normalised)
     targets, rows = await cotravellers(
         call.svc.pool, key, value, plate_class, since_at, grant.until, grant.cameras(camera),
-        timedelta(seconds=window_seconds), min_cameras, limit, MAX_COTRAVEL_TARGETS,
+        timedelta(seconds=window_seconds), min_cameras, limit, MAX_COTRAVEL_TARGETS, call.svc.cameras.mobile_ids(),
+        float(radius_m),
     )  # fmt: skip
     found = [
         {
@@ -315,19 +376,29 @@ async def cotravel(
             "plates": sorted(row["plates"]),
             "cameras": row["cameras"],
             "copassages": row["copassages"],
-            "shared": [
-                {"camera_id": c, "observed_at": at.isoformat(), "target_observed_at": target.isoformat()}
-                for c, at, target in zip(row["shared_cameras"], row["shared_at"], row["target_at"], strict=True)
-            ],
+            "shared": shared_passages(row),
         }
         for row in rows
     ]
     await call.answered(grant, len(found))
     return {
         "plate": normalised, "ocr": ocr, **_window(grant, since_at), "window_seconds": window_seconds,
-        "min_cameras": min_cameras, "target_passages": targets,
+        "min_cameras": min_cameras, "radius_m": radius_m, "target_passages": targets,
         "target_passages_truncated": targets >= MAX_COTRAVEL_TARGETS, "cotravellers": found,
     }  # fmt: skip
+
+
+def shared_passages(row: asyncpg.Record) -> list[dict[str, Any]]:
+    """A co-traveller's passages beside the target's; at a mobile camera also where it was read (`lat`, `lon`) and
+    how far that was from the target's read (`distance_m`); those three are null at fixed cameras."""
+    columns = ("shared_cameras", "shared_at", "target_at", "shared_lat", "shared_lon", "shared_distance_m")
+    return [
+        {
+            "camera_id": camera_id, "observed_at": at.isoformat(), "target_observed_at": target_at.isoformat(),
+            "lat": lat, "lon": lon, "distance_m": None if metres is None else round(metres, 1),
+        }
+        for camera_id, at, target_at, lat, lon, metres in zip(*(row[c] for c in columns), strict=True)
+    ]  # fmt: skip
 
 
 def retroactive_candidates(entry: WatchlistEntry, policy: MatchPolicy) -> dict[str, Any]:

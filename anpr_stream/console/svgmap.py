@@ -1,6 +1,10 @@
 """The zone's schematic map as SVG (pure): cameras from the registry at their projected position, grouped by site,
-sites on one road joined, an approximate border line. No tiles: the console works with no network beyond the
-service. One element per camera (`id="cam-<camera_id>"`) that the page flashes on a hit."""
+sites on one road joined, an approximate border line; optionally a plate's route over it. No tiles: the console works
+with no network beyond the service. One element per camera (`id="cam-<camera_id>"`) that the page flashes on a hit.
+
+A mobile camera is no site: it is drawn apart, as a diamond at its base (the registry's lat/lon), and its reads on a
+route at the positions they carry, with the vehicle's heading. Shapes and the route's colours are presentation
+attributes, not CSS: the console's stylesheet (which styles `.map-camera`) needs nothing new for them."""
 
 from __future__ import annotations
 
@@ -26,6 +30,20 @@ BORDER_BE_NL: tuple[tuple[float, float], ...] = (
 _OFFSETS = {
     "in": (-9, 0), "out": (9, 0), "north": (0, -9), "south": (0, 9), "east": (9, 0), "west": (-9, 0), "both": (0, 0),
 }  # fmt: skip
+ROUTE_COLOUR = "#e0a526"
+MOBILE_COLOUR = "#4fc3c8"
+HEADING_PX = 14
+
+
+@dataclass(frozen=True, slots=True)
+class RoutePoint:
+    """A located passage of a route: the camera's place, or a mobile read's own position and heading."""
+
+    lat: float
+    lon: float
+    label: str
+    mobile: bool = False
+    heading: float | None = None  # degrees clockwise from north
 
 
 @dataclass(frozen=True)
@@ -64,13 +82,15 @@ def _attr(text: str) -> str:
     return escape(text, quote=True)
 
 
-def build_map(cameras: Iterable[Camera], title: str = "Zone cameras") -> str:
-    """The SVG document. Cameras at one site share its point; sites of one road are joined south to north."""
+def build_map(cameras: Iterable[Camera], title: str = "Zone cameras", route: Sequence[RoutePoint] = ()) -> str:
+    """The SVG document. Cameras at one site share its point; sites of one road are joined south to north; mobile
+    cameras at their base, apart; the route, if any, on top in time order."""
     shown = list(cameras)
-    project = Projection.fit([(c.lat, c.lon) for c in shown])
+    project = Projection.fit([(c.lat, c.lon) for c in shown] + [(p.lat, p.lon) for p in route])
     sites: dict[str, list[Camera]] = {}
     for camera in shown:
-        sites.setdefault(camera.site, []).append(camera)
+        if not camera.mobile:
+            sites.setdefault(camera.site, []).append(camera)
     roads: dict[str, list[tuple[float, float]]] = {}
     for members in sites.values():
         point = project(members[0].lat, members[0].lon)
@@ -83,7 +103,7 @@ def build_map(cameras: Iterable[Camera], title: str = "Zone cameras") -> str:
         f"<title>{escape(title)}</title>",
         f'<rect class="map-bg" x="0" y="0" width="{WIDTH}" height="{HEIGHT}"/>',
     ]
-    if shown:
+    if shown or route:
         border = " ".join(f"{x},{y}" for x, y in (project(lat, lon) for lat, lon in BORDER_BE_NL))
         out.append(f'<polyline class="map-border" points="{border}"/>')
         bx, by = project(*BORDER_BE_NL[0])
@@ -114,5 +134,51 @@ def build_map(cameras: Iterable[Camera], title: str = "Zone cameras") -> str:
         road = escape(members[0].road)
         out.append(f'<text class="road-label" x="{lx}" y="{y + 16}" text-anchor="{anchor}">{road}</text>')
         out.append("</g>")
+    out.extend(_mobile_camera(camera, project) for camera in shown if camera.mobile)
+    out.extend(_route(route, project))
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _mobile_camera(camera: Camera, project: Projection) -> str:
+    """A diamond at the base, not a site: where the vehicle's reads were is on each read."""
+    x, y = project(camera.lat, camera.lon)
+    cid = _attr(camera.camera_id)
+    name = escape(camera.name or camera.camera_id)
+    return "\n".join((
+        f'<g class="map-mobile" data-camera="{cid}">',
+        f'<rect class="map-camera mobile" id="cam-{cid}" data-camera="{cid}" x="{x - 5}" y="{y - 5}" width="10" '
+        f'height="10" transform="rotate(45 {x} {y})" stroke="{MOBILE_COLOUR}" stroke-width="2">'
+        f"<title>{name} (mobile; its base)</title></rect>",
+        f'<text class="site-label" x="{x + 12}" y="{y + 4}">{escape(camera.camera_id)} (base)</text>',
+        "</g>",
+    ))  # fmt: skip
+
+
+def _route(route: Sequence[RoutePoint], project: Projection) -> list[str]:
+    if not route:
+        return []
+    points = [project(p.lat, p.lon) for p in route]
+    out = ['<g class="map-route">']
+    if len(points) > 1:
+        line = " ".join(f"{x},{y}" for x, y in points)
+        out.append(
+            f'<polyline class="route-line" points="{line}" fill="none" stroke="{ROUTE_COLOUR}" stroke-width="2"/>'
+        )
+    for n, (point, (x, y)) in enumerate(zip(route, points, strict=True), start=1):
+        kind = "route-stop mobile" if point.mobile else "route-stop"
+        colour = MOBILE_COLOUR if point.mobile else ROUTE_COLOUR
+        out.append(
+            f'<circle class="{kind}" data-stop="{n}" cx="{x}" cy="{y}" r="4" fill="{colour}" stroke="#0d1117">'
+            f"<title>{n}. {escape(point.label)}</title></circle>"
+        )
+        if point.heading is not None:
+            # Heading is clockwise from north; SVG's y grows downwards.
+            dx = round(math.sin(math.radians(point.heading)) * HEADING_PX, 1)
+            dy = round(-math.cos(math.radians(point.heading)) * HEADING_PX, 1)
+            out.append(
+                f'<line class="route-heading" data-stop="{n}" x1="{x}" y1="{y}" x2="{round(x + dx, 1)}" '
+                f'y2="{round(y + dy, 1)}" stroke="{MOBILE_COLOUR}" stroke-width="2"/>'
+            )
+    out.append("</g>")
+    return out

@@ -161,9 +161,11 @@ def generate(
         from anpr_stream.cameras import CameraRegistry
 
         cameras = list(CameraRegistry.load())
-    cameras = list(cameras)
+    # Fixed cameras only: a mobile camera's reads need the patrol vehicle's positions, which this does not model
+    # (and the traffic of a registry stays the same bytes whether it lists a mobile camera or not).
+    cameras = [c for c in cameras if not c.mobile]
     if not cameras:
-        raise ValueError("no cameras")
+        raise ValueError("no cameras (mobile ones are left out)")
     return _generate(seed, start, duration, reads_per_day, cameras, planting, truth, misread_rate)
 
 

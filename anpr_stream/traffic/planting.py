@@ -343,8 +343,9 @@ def plant_watchlist(
         raise ValueError("start must be timezone-aware")
     if duration <= timedelta(0):
         raise ValueError("duration must be positive")
+    cameras = [c for c in cameras if not c.mobile]  # as generate(): fixed cameras only
     if not cameras:
-        raise ValueError("no cameras")
+        raise ValueError("no cameras (mobile ones are left out)")
     planner = _Planner(seed, start, duration, cameras)
     planner.itinerant_gangs(gangs)
     planner.biker_convoys(convoys)

@@ -164,7 +164,7 @@ async def test_camera_passages_and_route_formats(namespace: Namespace) -> None:
         assert rows[1]["camera_id"] == B and float(rows[1]["lat"]) == registry.get(B).lat  # type: ignore[union-attr]
         assert list(rows[0]) == [
             "observed_at", "camera_id", "camera_name", "road", "direction", "lat", "lon", "plate_read", "plate",
-            "country", "confidence", "read_id",
+            "country", "confidence", "read_id", "heading", "mobile", "note",
         ]  # fmt: skip
 
         as_geo = http.get("/v1/plates/1ABC123/route", params={"format": "geojson"})
@@ -332,7 +332,7 @@ async def test_route_csv_is_formula_safe(namespace: Namespace, tmp_path: Any) ->
     for row in rows:
         for column, cell in row.items():
             if cell[:1] in ("=", "+", "-", "@", "\t", "\r"):
-                assert column in ("lat", "lon", "confidence"), (column, cell)
+                assert column in ("lat", "lon", "confidence", "heading"), (column, cell)
                 float(cell)  # a number, not a formula
 
 

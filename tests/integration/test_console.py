@@ -169,7 +169,8 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
                 )
             await login(one, via_cutter, token_1, "SHIFT 2026-11-28 N")
             await login(two, base, token_2, "SHIFT 2026-11-28 N")
-            assert await one.locator("#map svg .map-camera").count() == 12, "the zone map shows every camera"
+            assert await one.locator("#map svg .map-camera").count() == 13, "the zone map shows every camera"
+            assert await one.locator("#map svg .map-camera.mobile").count() == 1, "the ANPR vehicle, apart"
             assert await one.locator("#login").is_hidden()
             for read, listed, marks in PLATE_MARKS:  # the page's own alignment code, in the browser
                 got = await one.evaluate("([r, l]) => window.Plates.alignPlates(r, l)", [read, listed])

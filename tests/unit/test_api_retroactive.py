@@ -98,7 +98,7 @@ STOPS = [
 def test_route_csv_has_a_header_and_one_row_per_passage() -> None:
     rows = list(csv.reader(io.StringIO(route_csv(STOPS))))
     assert tuple(rows[0]) == ROUTE_CSV_FIELDS
-    assert [r[-1] for r in rows[1:]] == ["r1", "r2", "r3"]
+    assert [r[ROUTE_CSV_FIELDS.index("read_id")] for r in rows[1:]] == ["r1", "r2", "r3"]
     assert rows[2][ROUTE_CSV_FIELDS.index("lat")] == ""  # unknown camera: empty, not "None"
 
 
