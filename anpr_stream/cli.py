@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "anpr_stream.commands.api",
     "anpr_stream.commands.dpo",
     "anpr_stream.commands.db",
+    "anpr_stream.commands.gateway",
 )
 
 # Development code (local infrastructure, traffic generator, demo): in a checkout, not in the installed wheel

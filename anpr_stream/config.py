@@ -134,6 +134,7 @@ GROUPS = {
     "retention": "Retention (README, Retention and audit)",
     "api": "Query API and tokens",
     "audit": "Audit checkpoints",
+    "gateway": "Camera gateway (docs/gateway.md)",
     "development": "Development only (make infra, make demo and the test suite read these themselves)",
 }
 
@@ -293,6 +294,27 @@ _VARIABLES: tuple[Variable, ...] = (
          + _TOKEN_WHY[role], "users add, users token", _TOKEN_PARSE) for role, days in TOKEN_DAYS.items()),
     _v("ANPR_TOKEN_DAYS_<ROLE>", "api", str(DEFAULT_TOKEN_DAYS), "default token lifetime of any other role "
        f"(days, 1..{MAX_TOKEN_DAYS})", "users add, users token", _TOKEN_PARSE),
+    # Camera gateway
+    _v("ANPR_GATEWAY_SOURCES", "gateway", None, "the sources file (`gateway source add` writes it): who may post, "
+       "in which format, token digests, camera mapping, time zone", "gateway", _path, required=True),
+    _v("ANPR_GATEWAY_SPOOL_DIR", "gateway", None, "the spool: reads acknowledged while Kafka is away, fsynced, "
+       "drained in order (keep it on a local disk that survives a restart)", "gateway", _path, required=True),
+    _v("ANPR_GATEWAY_SPOOL_MAX_BYTES", "gateway", str(1024**3), "the spool's bound; past it posts get 503 with "
+       "Retry-After", "gateway", _whole(minimum=1024)),
+    _v("ANPR_GATEWAY_SEND_TIMEOUT_SECONDS", "gateway", "5", "a post waits this long for Kafka's acknowledgement "
+       "before its reads go to the spool", "gateway", _number(_positive)),
+    _v("ANPR_GATEWAY_TLS_CERT", "gateway", None, "HTTPS certificate (PEM) when `--tls-cert` is not given",
+       "gateway", _stripped),
+    _v("ANPR_GATEWAY_TLS_KEY", "gateway", None, "its private key when `--tls-key` is not given", "gateway",
+       _stripped),
+    _v("ANPR_GATEWAY_MQTT_URL", "gateway", None, "MQTT broker of the sources with `mqtt_topics` (Frigate): "
+       "`mqtt://user:password@host:1883` or `mqtts://...`; unset: no MQTT", "gateway", _stripped),
+    _v("ANPR_GATEWAY_MQTT_CA_FILE", "gateway", None, "CA certificate (PEM) that signed an `mqtts://` broker's "
+       "certificate", "gateway", _stripped),
+    _v("ANPR_EVIDENCE_DIR", "gateway", "/var/lib/anpr-stream/evidence", "the evidence store: plate and overview "
+       "images by UTC day of the read (`<dir>/<day>/<sha256>.jpg`, docs/evidence.md), written by the gateway, served "
+       "by the API, purged with the passages: one directory (a shared mount) for all three; `make infra` exports "
+       "`.local/evidence`", "gateway, api, worker, retention purge", _path),
     # Audit checkpoints
     _v("ANPR_AUDIT_SIGNING_KEY", "audit", None, "default of `audit checkpoint --private-key`", "audit checkpoint",
        _path),
@@ -316,6 +338,12 @@ _VARIABLES: tuple[Variable, ...] = (
        default_doc="newest `/usr/lib/postgresql/*/bin`"),
     _v("ANPR_LOCAL_PG_TLS", DEVELOPMENT, None, "`1`: the local PostgreSQL cluster also serves TLS", "make infra",
        default_doc="unset (off)"),
+    _v("ANPR_LOCAL_MQTT_PORT", DEVELOPMENT, "11883", "local mosquitto port (MQTT over TLS on the next port)",
+       "make infra, tests"),
+    _v("ANPR_LOCAL_MQTT_PUBLISHER_URL", DEVELOPMENT, None, "the local broker's publisher login (Frigate's stand-in "
+       "in the tests), exported by `infra up`", "tests"),
+    _v("ANPR_LOCAL_MQTT_CA_FILE", DEVELOPMENT, None, "CA of the local broker's TLS listener, exported by `infra up`",
+       "tests"),
     # The test suite (tests/conftest.py), not the package
     _v("ANPR_KEEP_INFRA", DEVELOPMENT, None, "`1`: the test suite leaves services it started running", "tests",
        default_doc="unset"),
@@ -440,6 +468,8 @@ class Settings:
     metrics_addr: str = _env("ANPR_METRICS_ADDR")
     # The camera registry CSV (ANPR_CAMERAS_FILE); None: the example shipped in the package (cameras.py).
     cameras_file: Path | None = _env("ANPR_CAMERAS_FILE")  # noqa: RUF009 (immutable)
+    # The evidence store's directory (plate crops, overviews): the API serves it, the purge empties it by day.
+    evidence_dir: Path = _env("ANPR_EVIDENCE_DIR")  # noqa: RUF009 (immutable)
     # Waiting out a database outage, retries back off up to this: processing resumes at most this long after the
     # database accepts connections again.
     db_retry_max_seconds: float = _env("ANPR_DB_RETRY_MAX_SECONDS")

@@ -84,7 +84,10 @@ def number(value: object, name: str) -> float | None:
             raise PayloadError(f"{name} {_excerpt(value)} is not a number") from None
     if not isinstance(value, int | float):
         raise PayloadError(f"{name} must be a number, got {type(value).__name__}")
-    result = float(value)
+    try:
+        result = float(value)
+    except OverflowError:
+        raise PayloadError(f"{name} is too large a number") from None
     if not math.isfinite(result):
         raise PayloadError(f"{name} is not a finite number")
     return result
@@ -115,16 +118,17 @@ def epoch(value: object, name: str, *, unit: str = "auto") -> datetime:
     divisor = {"s": 1, "ms": 1e3, "us": 1e6, "ns": 1e9}.get(unit)
     if divisor is None:
         raise ValueError(f"unknown epoch unit {unit!r}")
-    if isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
-        # Exact integer arithmetic: 1.7e18 ns in a double loses the microseconds.
-        whole = int(value if isinstance(value, int) else value.strip())
-        per_second = int(divisor)
-        instant = timedelta(seconds=whole // per_second, microseconds=(whole % per_second) * 1_000_000 // per_second)
-    else:
-        instant = timedelta(seconds=seconds / divisor)
     try:
+        if isinstance(value, int) or (isinstance(value, str) and value.strip().lstrip("-").isdigit()):
+            # Exact integer arithmetic: 1.7e18 ns in a double loses the microseconds.
+            whole = int(value if isinstance(value, int) else value.strip())
+            per_second = int(divisor)
+            instant = timedelta(seconds=whole // per_second,
+                                microseconds=(whole % per_second) * 1_000_000 // per_second)  # fmt: skip
+        else:
+            instant = timedelta(seconds=seconds / divisor)
         return datetime(1970, 1, 1, tzinfo=UTC) + instant
-    except OverflowError:
+    except (OverflowError, ValueError):
         raise PayloadError(f"{name} {_excerpt(value)} is outside the representable range") from None
 
 
@@ -194,7 +198,10 @@ def country(value: object, name: str = "country") -> str | None:
 
 
 def coordinate(value: object, name: str, limit: float) -> float | None:
-    """A latitude (limit 90) or longitude (limit 180) in degrees; None when absent, or 0,0 style "no fix"."""
+    """A latitude (limit 90) or longitude (limit 180) in degrees; None when absent. -1 is a real coordinate here
+    (longitude -1 crosses France and England), not a "no value" marker."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value == -1:
+        return -1.0
     result = number(value, name)
     if result is None:
         return None
@@ -234,6 +241,8 @@ def parse_xml(body: bytes, name: str = "body") -> ET.Element:
         return ET.fromstring(body)
     except ET.ParseError as exc:
         raise PayloadError(f"{name} is not well-formed XML: {exc}") from None
+    except (LookupError, ValueError) as exc:  # an unknown encoding declared in the prolog, and the like
+        raise PayloadError(f"{name} cannot be decoded as XML: {exc}"[:200]) from None
 
 
 def local_name(tag: str) -> str:
