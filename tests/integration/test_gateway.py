@@ -14,9 +14,11 @@ import httpx
 import orjson
 import pytest
 
+from anpr_stream.devinfra.mosquitto import MqttEndpoint
 from anpr_stream.gateway.adapters.registry import formats
 from tests.integration.conftest import Namespace
 from tests.integration.gateway_support import GatewayProcess
+from tests.integration.test_mqtt import publish
 
 pytestmark = pytest.mark.integration
 
@@ -132,3 +134,29 @@ async def test_a_native_read_with_an_image_keeps_its_values_and_its_image(
         assert await conn.fetchval("SELECT count(*) FROM passages") == 1, "a resend or a refused message was stored"
     finally:
         await conn.close()
+
+
+async def test_frigate_over_a_real_mosquitto_reaches_postgresql(
+    namespace: Namespace, gateway: GatewayProcess, mqtt_broker: MqttEndpoint
+) -> None:
+    namespace.start_worker()
+    gateway.add_source("frigate", "frigate", "--mqtt-topic", "frigate/#", "--camera", "border_n78=LM-N78-E")
+    gateway.start(extra_env={"ANPR_GATEWAY_MQTT_URL": mqtt_broker.gateway_url})
+    now = datetime.now(UTC).timestamp()
+    event = orjson.loads((PAYLOADS / "frigate" / "events_update.json").read_bytes())
+    event["after"].update(id=f"{now:.6f}-e2e", frame_time=now - 1, start_time=now - 2)
+    person = orjson.loads((PAYLOADS / "frigate" / "events_no_plate.json").read_bytes())
+    await publish(mqtt_broker.publisher_url, "frigate/events", orjson.dumps(person), orjson.dumps(event),
+                  b"{broken", orjson.dumps({**event, "type": "end"}), ca_file=mqtt_broker.ca_file)  # fmt: skip
+    deadline = time.monotonic() + 60
+    rows: list[object] = []
+    while time.monotonic() < deadline and not rows:
+        conn = await namespace.db()
+        try:
+            rows = await conn.fetch("SELECT camera_id, plate_raw, confidence FROM passages")
+        finally:
+            await conn.close()
+        time.sleep(0.3)
+    # The person is ignored, the broken message refused (and acknowledged: it does not block the next), the event's
+    # update and end are one read.
+    assert [tuple(r) for r in rows] == [("LM-N78-E", "46HVR9", pytest.approx(0.88))]  # type: ignore[arg-type]
