@@ -8,8 +8,7 @@ from collections.abc import Callable
 from anpr_stream.gateway.model import Adapter, Payload, PayloadError
 
 # Detection tries them in this order: ours first, then the vendors whose payloads carry a distinctive marker.
-# Not yet written: Survision and AXIS.
-MODULES = ("native", "openalpr", "platerecognizer", "genetec", "verkada", "frigate")
+MODULES = ("native", "openalpr", "platerecognizer", "genetec", "verkada", "survision", "axis", "frigate")
 _MODULES = [importlib.import_module(f"anpr_stream.gateway.adapters.{name}") for name in MODULES]
 ADAPTERS: dict[str, Adapter] = {name: adapt for module in _MODULES for name, adapt in module.ADAPTERS.items()}
 DETECTORS: dict[str, Callable[[Payload], bool]] = {

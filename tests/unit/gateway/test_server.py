@@ -21,6 +21,10 @@ from anpr_stream.gateway.server import Gateway, build_app
 from anpr_stream.gateway.sources import Source, save_sources, with_new_token
 from anpr_stream.gateway.spool import Spool
 
+# aiokafka's client, cancelled in the middle of a bootstrap to the closed port, can leave a socket for the collector;
+# reported as an unraisable ResourceWarning in whichever test the collector runs (seen once in ~10 runs).
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning", "ignore::ResourceWarning")
+
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 64 + b"\xff\xd9"
 
 
