@@ -19,7 +19,7 @@ from anpr_stream import config
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/gif": "gif", "image/webp": "webp"}
 MEDIA_TYPES = {ext: media for media, ext in EXTENSIONS.items()}
 KINDS = ("plate", "overview", "vehicle")  # what a read's `images` may name
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _NAME = re.compile(r"[0-9a-f]{64}\.(?:jpg|png|gif|webp)")
 # A writer's file before its rename: never a ref (refs are hex names), skipped by every reader, gone with its day.
 TEMP_PREFIX = ".tmp-"

@@ -150,6 +150,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "cameras.map": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
     "hits.list": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
     "hits.get": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
+    "hits.image": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
     "hits.ack": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
     "hits.stream": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
     "hits.retroactive": frozenset({Role.INVESTIGATOR}),
@@ -163,8 +164,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
 
 # Endpoints that return camera data: they need a purpose and a case reference, and the data's age is checked.
 DATA_ENDPOINTS = frozenset(
-    {"plates.search", "plates.route", "plates.cotravel", "cameras.passages", "hits.list", "hits.get", "hits.ack",
-     "hits.stream", "hits.retroactive"}
+    {"plates.search", "plates.route", "plates.cotravel", "cameras.passages", "hits.list", "hits.get", "hits.image",
+     "hits.ack", "hits.stream", "hits.retroactive"}
 )  # fmt: skip
 
 _REQUIREMENT_TEXT = {

@@ -24,6 +24,7 @@ from anpr_stream.audit.log import append_audit
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.config import Settings
 from anpr_stream.core.plates.normalisation import normalise
+from anpr_stream.evidence import EvidenceStore
 from anpr_stream.retention.policy import DataClass
 
 log = logging.getLogger(__name__)
@@ -63,9 +64,11 @@ class Services:
     pool: asyncpg.Pool
     cameras: CameraRegistry
     throttle: FailureThrottle = field(init=False)  # failed authentications, this process's own count
+    evidence: EvidenceStore = field(init=False)  # plate crops and overviews (ANPR_EVIDENCE_DIR)
 
     def __post_init__(self) -> None:
         s = self.settings
+        self.evidence = EvidenceStore(s.evidence_dir)
         window = timedelta(seconds=s.auth_window_seconds)
         self.throttle = FailureThrottle(s.auth_max_failures, window, s.auth_tracked_max)
 

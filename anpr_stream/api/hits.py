@@ -1,7 +1,9 @@
-"""Hits: list and filter, one hit, and acknowledgement with an outcome. Covert list details only for cleared users."""
+"""Hits: list and filter, one hit, its evidence images, and acknowledgement with an outcome. Covert list details (and
+covert hits' images) only for cleared users."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime
 from enum import StrEnum
@@ -9,12 +11,14 @@ from typing import Annotated, Any
 
 import asyncpg
 import orjson
-from fastapi import APIRouter, Body, Depends, Query
+from fastapi import APIRouter, Body, Depends, HTTPException, Query
+from fastapi.responses import Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from anpr_stream.api.access import Denied, User, default_since
-from anpr_stream.api.context import CallDep, error_responses, justification_headers
+from anpr_stream.api.context import CallDep, ErrorDetail, audit, error_responses, justification_headers
 from anpr_stream.core.outgoing import covert_masked
+from anpr_stream.evidence import EXTENSIONS, media_type_of, parse_ref
 from anpr_stream.retention.policy import DataClass
 
 router = APIRouter(
@@ -271,3 +275,63 @@ async def acknowledge(call: CallDep, hit_id: uuid.UUID, ack: Annotated[Acknowled
         )
         await call.answered(grant, 1, extra, conn=conn)
     return outcome
+
+
+class ImageKind(StrEnum):
+    PLATE = "plate"  # the plate crop
+    OVERVIEW = "overview"  # the scene
+    VEHICLE = "vehicle"  # the vehicle crop, where a camera sends one
+
+
+_IMAGE_MEDIA = {media: {"schema": {"type": "string", "format": "binary"}} for media in EXTENSIONS}
+
+
+_IMAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": _IMAGE_MEDIA, "description": "the image as the camera sent it"},
+    404: {"model": ErrorDetail, "description": "no such hit (or one the caller may not see), no such image of the "
+          "hit, or the image is no longer stored (past retention)"},
+}  # fmt: skip
+
+
+@router.get(
+    "/{hit_id}/images/{kind}", name="hits.image", summary="One evidence image of a hit's read (plate crop, overview)",
+    response_class=Response, responses=_IMAGE_RESPONSES,
+)  # fmt: skip
+async def hit_image(call: CallDep, hit_id: uuid.UUID, kind: ImageKind) -> Response:
+    """Found and refused as hits.get does (role, justification, camera scope, retention tier); a hit the caller may
+    not see at all, a covert hit for a caller not cleared for covert lists or one outside the caller's cameras,
+    answers exactly as a hit that does not exist (its audit row says why)."""
+    extra = {"kind": kind.value}
+    row = await _one_hit(call, hit_id, extra)
+    hidden = None
+    if row["covert"] and not call.user.sees_covert:
+        hidden = "a covert hit: its images are for cleared investigators only"
+    elif not call.user.sees_camera(row["camera_id"]):
+        hidden = "outside the caller's camera scope"
+    if hidden is not None:
+        await audit(call.svc, call.request, call.user.name, call.user.role.value, False, call.justification,
+                    f"{hidden} (answered as no hit)", extra=extra, actor_id=call.user.user_id)  # fmt: skip
+        raise HTTPException(404, f"no hit {hit_id}")
+    at = row["observed_at"]
+    grant = await call.grant(since=at, until=at, data_class=DataClass.HITS, cameras=[row["camera_id"]], extra=extra)
+    # The passage is the read as stored (hits keep no extra fields of their own): the refs the gateway gave it.
+    passage = await call.svc.pool.fetchrow(
+        "SELECT extra -> 'images' ->> $4 AS ref FROM passages WHERE read_id = $1 AND observed_at = $2 "
+        "AND camera_id = $3 LIMIT 1",
+        row["read_id"], at, row["camera_id"], kind.value,
+    )  # fmt: skip
+    if passage is None:
+        raise await call.deny(Denied(404, f"hit {hit_id}: its read is no longer stored, nor its images"), extra)
+    ref = passage["ref"]
+    try:
+        parse_ref(ref)
+    except ValueError:
+        raise await call.deny(Denied(404, f"hit {hit_id}: its read has no {kind.value} image"), extra) from None
+    data = await asyncio.to_thread(call.svc.evidence.get, ref)
+    if data is None:
+        raise await call.deny(Denied(404, f"hit {hit_id}: its {kind.value} image is no longer stored"), extra)
+    await call.answered(grant, 1, {**extra, "image": ref})
+    # no-store: never kept by a browser or a proxy (SecurityHeaders sets it on every /v1/ answer too); nosniff: the
+    # browser takes the type given, never one guessed from the bytes.
+    headers = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff", "Content-Disposition": "inline"}
+    return Response(data, media_type=media_type_of(ref), headers=headers)

@@ -17,6 +17,7 @@ from anpr_stream.commands.database import database_url, on_connection
 from anpr_stream.commands.users import _by_option, operator_of
 from anpr_stream.config import ConfigError, Settings
 from anpr_stream.core.rfc3339 import parse_rfc3339
+from anpr_stream.evidence import EvidenceStore
 from anpr_stream.retention.assessment import RetentionCheck, check_lines
 from anpr_stream.retention.purge import PurgeReport, may_purge, purge
 
@@ -30,9 +31,10 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "purge",
         help="drop day partitions, delete hits and outcomes past the retention horizons (safe to run twice)",
         description="Drop whole day partitions of passages whose day is entirely past the passages horizon, delete "
-        "hits past the hits horizon and hit outcomes past theirs (or of purged hits), record the run in purge_log "
-        "and report what was removed. Runs as the schema owner (not the service login). The policy comes from "
-        "ANPR_RETENTION and the ANPR_RETENTION_*_DAYS overrides.",
+        "hits past the hits horizon and hit outcomes past theirs (or of purged hits), remove the evidence store's "
+        "images of the same days (ANPR_EVIDENCE_DIR), record the run in purge_log and report what was removed. "
+        "Runs as the schema owner (not the service login), where the evidence store is mounted. The policy comes "
+        "from ANPR_RETENTION and the ANPR_RETENTION_*_DAYS overrides.",
     )
     purge_parser.add_argument("--dry-run", action="store_true", help="report what would be removed, remove nothing")
     purge_parser.add_argument("--now", metavar="RFC3339", help="compute the horizons as of this instant (default: now)")
@@ -70,6 +72,7 @@ def _purge(args: argparse.Namespace) -> int:
         policy = config.retention_policy()
         now = parse_rfc3339(args.now) if args.now else datetime.now(UTC)
         by = operator_of(args)
+        evidence = EvidenceStore.from_settings()
     except ValueError as exc:  # UserError (--by) is one
         print(f"anpr-stream: {exc}", file=sys.stderr)
         return 2
@@ -80,7 +83,7 @@ def _purge(args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> PurgeReport | None:
         if not args.dry_run and not await may_purge(conn):
             return None
-        return await purge(conn, policy, now, dry_run=args.dry_run, actor=by.name, role=by.role)
+        return await purge(conn, policy, now, dry_run=args.dry_run, actor=by.name, role=by.role, evidence=evidence)
 
     report = on_connection(url, work)
     if report is None:

@@ -16,7 +16,8 @@ MEDIA_TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css
 # Everything the page uses comes from this service: a CDN or tile server slipping in fails loudly in the browser.
 HEADERS = {
     "Cache-Control": "no-cache",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+    # blob: the hit cards' evidence images, fetched with the user's token and shown through object URLs.
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data: blob:; frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
 }
 

@@ -6,13 +6,17 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shlex
 import sys
 from typing import Any
 
 from anpr_stream.devinfra import endpoints, mosquitto
 from anpr_stream.devinfra.kafka import KafkaStartError, LocalKafka
 from anpr_stream.devinfra.mosquitto import LocalMosquitto, MosquittoStartError
+from anpr_stream.devinfra.paths import state_dir
 from anpr_stream.devinfra.postgres import LocalPostgres, PostgresStartError
+
+EVIDENCE_ENV = "ANPR_EVIDENCE_DIR"
 
 
 def register(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -55,6 +59,9 @@ def _up(args: argparse.Namespace) -> int:
             f"infra: mosquitto is not installed (make tools): {mosquitto.GATEWAY_URL_ENV} is not exported",
             file=sys.stderr,
         )
+    if not os.environ.get(EVIDENCE_ENV, "").strip():
+        # The installed default (/var/lib/anpr-stream/evidence) is a service's; local runs keep images with the rest.
+        exports += f"export {EVIDENCE_ENV}={shlex.quote(str(state_dir() / 'evidence'))}\n"
     sys.stdout.write(exports)
     return 0
 

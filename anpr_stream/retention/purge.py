@@ -1,8 +1,10 @@
-"""The purge job: drop whole day partitions of `passages` past the horizon, delete hits and hit outcomes past theirs,
-log each run. It needs the owner's rights (DETACH, DROP, DELETE): the least-privilege service role has none of them."""
+"""The purge job: drop whole day partitions of `passages` past the horizon and the evidence store's images of the same
+days, delete hits and hit outcomes past theirs, log each run. It needs the owner's rights (DETACH, DROP, DELETE): the
+least-privilege service role has none of them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from dataclasses import dataclass, field
@@ -12,6 +14,7 @@ import asyncpg
 
 from anpr_stream.audit.chain import AuditRecord
 from anpr_stream.audit.log import append_audit
+from anpr_stream.evidence import EvidenceStore
 from anpr_stream.retention.policy import DataClass, RetentionPolicy
 
 log = logging.getLogger(__name__)
@@ -49,10 +52,14 @@ class PurgeReport:
     outcomes_removed: int = 0  # past their own horizon, or going with their hit
     kept_partitions: int = 0
     straddling: str | None = None  # the partition holding the horizon: kept whole until its day is past
+    evidence_dir: str | None = None  # the evidence store purged (None: none given)
+    evidence_days_removed: int = 0  # its day directories before the passages horizon's day
+    evidence_files_removed: int = 0
 
     @property
     def removed_anything(self) -> bool:
-        return bool(self.dropped_partitions) or self.hits_removed > 0 or self.outcomes_removed > 0
+        return (bool(self.dropped_partitions) or self.hits_removed > 0 or self.outcomes_removed > 0
+                or self.evidence_days_removed > 0)  # fmt: skip
 
     def lines(self) -> list[str]:
         verb = "would remove" if self.dry_run else "removed"
@@ -69,6 +76,9 @@ class PurgeReport:
             out += [f"  {name}" for name in self.dropped_partitions]
             out.append(f"{verb} {self.hits_removed} hit(s)")
             out.append(f"{verb} {self.outcomes_removed} hit outcome(s)")
+            if self.evidence_dir is not None:
+                out.append(f"{verb} {self.evidence_days_removed} day(s) of evidence images, "
+                           f"{self.evidence_files_removed} image(s), in {self.evidence_dir}")  # fmt: skip
         out.append(f"{self.kept_partitions} day partition(s) kept")
         if self.straddling:
             out.append(f"{self.straddling} holds the horizon: kept until its whole day is past (queries must "
@@ -108,11 +118,14 @@ async def purge(
     dry_run: bool = False,
     actor: str = "system:purge",
     role: str = "system",
+    evidence: EvidenceStore | None = None,
 ) -> PurgeReport:
     """Remove what is past the horizons as of `now`; idempotent (a second run finds nothing) and recorded in
     purge_log and in the audit chain (`admin.retention.purge`, by `actor`), with a NOTIFY on which the audit signer
     checkpoints the chain as soon as the run commits (dry runs record nothing). Not inside a transaction: DETACH ...
-    CONCURRENTLY cannot run in one, and it keeps the worker writing today's partition while old days are detached."""
+    CONCURRENTLY cannot run in one, and it keeps the worker writing today's partition while old days are detached.
+    The evidence store's days go by the partitions' rule (a day whose whole is past the passages horizon), after the
+    partitions: an interrupted run leaves images without passages (removed by the next run), never the reverse."""
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime")
     passage_horizon = policy.passage_horizon(now)
@@ -127,6 +140,8 @@ async def purge(
              and p not in doomed),
             None,
         )  # fmt: skip
+        # Days before the horizon's own day are wholly past it, as the partitions droppable() picks.
+        evidence_cutoff = passage_horizon.astimezone(UTC).date()
         passages_removed = 0
         for partition in doomed:
             passages_removed += int(await conn.fetchval(f'SELECT count(*) FROM "{partition.name}"'))  # noqa: S608
@@ -134,6 +149,9 @@ async def purge(
             hits_removed = int(await conn.fetchval("SELECT count(*) FROM hits WHERE observed_at < $1", hit_horizon))
             counted = f"SELECT count(*) FROM {_DOOMED_OUTCOMES}"  # noqa: S608 -- constant fragments only
             outcomes_removed = int(await conn.fetchval(counted, outcome_horizon, hit_horizon))
+            evidence_removed = (
+                await asyncio.to_thread(evidence.files_before, evidence_cutoff) if evidence is not None else (0, 0)
+            )
         else:
             for partition in doomed:
                 await _drop(conn, partition)
@@ -153,20 +171,27 @@ async def purge(
                         hit_horizon,
                     )
                 )
+            evidence_removed = (
+                await asyncio.to_thread(evidence.purge_before, evidence_cutoff) if evidence is not None else (0, 0)
+            )
         report = PurgeReport(
             policy=policy.name, as_of=now, passage_horizon=passage_horizon, hit_horizon=hit_horizon,
             outcome_horizon=outcome_horizon, dry_run=dry_run, dropped_partitions=[p.name for p in doomed],
             passages_removed=passages_removed, hits_removed=hits_removed, outcomes_removed=outcomes_removed,
             kept_partitions=len(partitions) - len(doomed), straddling=straddling,
+            evidence_dir=str(evidence.root) if evidence is not None else None,
+            evidence_days_removed=evidence_removed[0], evidence_files_removed=evidence_removed[1],
         )  # fmt: skip
         if not dry_run:
             async with conn.transaction():
                 await conn.execute(
                     """INSERT INTO purge_log (as_of, policy, passage_horizon, hit_horizon, outcome_horizon,
-                           dropped_partitions, passages_removed, hits_removed, outcomes_removed)
-                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                           dropped_partitions, passages_removed, hits_removed, outcomes_removed,
+                           evidence_days_removed, evidence_files_removed)
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
                     now, policy.name, passage_horizon, hit_horizon, outcome_horizon, report.dropped_partitions,
-                    passages_removed, hits_removed, outcomes_removed,
+                    passages_removed, hits_removed, outcomes_removed, report.evidence_days_removed,
+                    report.evidence_files_removed,
                 )  # fmt: skip
                 await append_audit(conn, _audit_record(report, actor, role))
                 await conn.execute("SELECT pg_notify($1, current_schema())", CHECKPOINT_CHANNEL)
@@ -183,9 +208,12 @@ def _audit_record(report: PurgeReport, actor: str, role: str) -> AuditRecord:
             "passage_horizon": report.passage_horizon.isoformat(), "hit_horizon": report.hit_horizon.isoformat(),
             "outcome_horizon": report.outcome_horizon.isoformat(), "dropped_partitions": report.dropped_partitions,
             "passages_removed": report.passages_removed, "hits_removed": report.hits_removed,
-            "outcomes_removed": report.outcomes_removed,
+            "outcomes_removed": report.outcomes_removed, "evidence_dir": report.evidence_dir,
+            "evidence_days_removed": report.evidence_days_removed,
+            "evidence_files_removed": report.evidence_files_removed,
         },
-        result_count=report.passages_removed + report.hits_removed + report.outcomes_removed,
+        result_count=report.passages_removed + report.hits_removed + report.outcomes_removed
+        + report.evidence_files_removed,
     )  # fmt: skip
 
 
@@ -215,7 +243,11 @@ async def _drop(conn: asyncpg.Connection, partition: DayPartition) -> None:
 
 
 async def run_purge(
-    pool: asyncpg.Pool, policy: RetentionPolicy, now: datetime, actor: str = "system:worker"
+    pool: asyncpg.Pool,
+    policy: RetentionPolicy,
+    now: datetime,
+    actor: str = "system:worker",
+    evidence: EvidenceStore | None = None,
 ) -> PurgeReport | None:
     """For the worker's scheduled purge: one run on a connection from the pool. None, with a warning, when the
     worker runs as the least-privilege service role: then `anpr-stream retention purge` runs as the owner instead
@@ -228,4 +260,4 @@ async def run_purge(
                 await conn.fetchval("SELECT current_user"),
             )
             return None
-        return await purge(conn, policy, now, actor=actor)
+        return await purge(conn, policy, now, actor=actor, evidence=evidence)

@@ -36,6 +36,7 @@ from prometheus_client import start_http_server
 from anpr_stream import metrics
 from anpr_stream.cameras import CameraRegistry
 from anpr_stream.config import Settings
+from anpr_stream.evidence import EvidenceStore
 from anpr_stream.retention.purge import run_purge
 from anpr_stream.sinks.errors import db_retriable
 from anpr_stream.sinks.migrate import Migration, migrate
@@ -187,7 +188,11 @@ class Worker:
         while True:
             try:
                 report = await run_purge(
-                    self.pool, self.settings.retention, datetime.now(UTC), actor=f"worker:{worker_id()}"
+                    self.pool,
+                    self.settings.retention,
+                    datetime.now(UTC),
+                    actor=f"worker:{worker_id()}",
+                    evidence=EvidenceStore(self.settings.evidence_dir),
                 )
                 if report is not None and report.removed_anything:
                     log.info("retention purge: %s", "; ".join(report.lines()))

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -23,7 +24,9 @@ from anpr_stream.api.context import services
 from anpr_stream.api.server import build_app
 from anpr_stream.config import Settings
 from anpr_stream.core.outgoing import COVERT_INSTRUCTION
+from anpr_stream.evidence import EvidenceStore
 from tests.integration.conftest import Namespace
+from tests.integration.evidence_support import plant_passage, png, store_images
 
 pytestmark = pytest.mark.integration
 
@@ -109,6 +112,7 @@ CALLS: dict[str, Callable[[Fixture, int], Call]] = {
     "dpo.report": lambda f, age: Call("GET", "/v1/dpo/report"),
     "hits.list": lambda f, age: Call("GET", "/v1/hits", params={"since": _since(age)}),
     "hits.get": lambda f, age: Call("GET", f"/v1/hits/{f.hits[age]}"),
+    "hits.image": lambda f, age: Call("GET", f"/v1/hits/{f.hits[age]}/images/plate"),
     "hits.ack": lambda f, age: Call("POST", f"/v1/hits/{f.hits[age]}/ack", json={"outcome": "not_found"}),
     "plates.search": lambda f, age: Call("GET", "/v1/plates/search", params={"plate": "1ABC123", "since": _since(age)}),
     "plates.route": lambda f, age: Call("GET", "/v1/plates/1ABC123/route", params={"since": _since(age)}),
@@ -121,7 +125,8 @@ CALLS: dict[str, Callable[[Fixture, int], Call]] = {
     "cameras.map": lambda f, age: Call("GET", "/v1/live/map.svg"),
 }
 AGELESS = {"hits.stream"}  # the live stream's window is fixed (its backlog of the last hours): no age to ask for
-SINGLE_RECORD = {"hits.get", "hits.ack"}  # the data's own instant is the window: past retention is never shown
+# The data's own instant is the window: past retention is never shown.
+SINGLE_RECORD = {"hits.get", "hits.image", "hits.ack"}
 
 
 def test_every_served_endpoint_is_in_the_matrix() -> None:
@@ -171,7 +176,7 @@ async def register_authorisation(
 
 # Requests bound to the camera of the authorisations registered here (LM-EISDEN): within its scope. Every other
 # request names no camera: the authorisation does not cover it, and only its open-tier part is granted.
-COVERED = {"hits.get", "hits.ack", "cameras.passages"}
+COVERED = {"hits.get", "hits.image", "hits.ack", "cameras.passages"}
 
 
 def expected(policy: str, role: Role, endpoint: str, age: int, justification: str) -> tuple[int, str | None]:
@@ -206,12 +211,16 @@ async def _last_id(conn: asyncpg.Connection) -> int:
     ("policy", "role"),
     [("be", role) for role in Role] + [("nl", Role.INVESTIGATOR), ("uk", Role.INVESTIGATOR), ("uk", Role.DISPATCHER)],
 )
-async def test_role_endpoint_age_matrix(namespace: Namespace, policy: str, role: Role) -> None:
+async def test_role_endpoint_age_matrix(namespace: Namespace, policy: str, role: Role, tmp_path: Path) -> None:
     conn = await namespace.db()
     try:
         hits = {age: await plant_hit(conn, timedelta(days=age)) for age in AGES}
+        store = EvidenceStore(tmp_path / "evidence")
+        for age, hit_id in hits.items():  # each with its plate crop (hits.image)
+            at = await conn.fetchval("SELECT observed_at FROM hits WHERE hit_id = $1", hit_id)
+            await plant_passage(conn, hit_id, store_images(store, at, plate=png(shade=age)))
         token = namespace.add_user(f"u-{role}", role.value)
-        base = namespace.start_api(extra_env={"ANPR_RETENTION": policy})
+        base = namespace.start_api(extra_env={"ANPR_RETENTION": policy, "ANPR_EVIDENCE_DIR": str(store.root)})
         fixture = Fixture(base, hits)
         wrong: list[str] = []
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:

@@ -6,6 +6,7 @@ from Kafka when the process's memory no longer reaches back (plain HTTP)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import shutil
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,9 @@ from aiokafka import AIOKafkaProducer
 
 from anpr_stream.api.live import parse_position
 from anpr_stream.core.identity import read_hit_id
+from anpr_stream.evidence import EvidenceStore, ref_for
 from tests.integration.conftest import ARTIFACTS, Namespace
+from tests.integration.evidence_support import png
 from tests.integration.test_pipeline import load_watchlist, reading
 
 pytestmark = pytest.mark.integration
@@ -124,6 +127,8 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
     from playwright.async_api import async_playwright
 
     ns = namespace
+    ns.env["ANPR_EVIDENCE_DIR"] = str(tmp_path / "evidence")
+    evidence = EvidenceStore(tmp_path / "evidence")
     load_watchlist(ns, tmp_path, ENTRIES)
     ns.start_worker()
     token_1 = ns.add_user("dispatch-anna", "dispatcher")
@@ -181,8 +186,21 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             warm = hit_of("warm-1", "WARM-1")
             await one.wait_for_selector(card(warm), timeout=90_000)
 
-            # A priority-1 hit, OCR-confused (O for 0): on screen within 1 s of the produce.
-            make("sv-1", "1-HGT-9O4")
+            # A priority-1 hit, OCR-confused (O for 0): on screen within 1 s of the produce. Its read has evidence
+            # images, stored first as the gateway does: a plate crop (PNG) and an overview (a JPEG Chromium encodes).
+            jpeg = await one.evaluate(
+                """() => { const c = document.createElement("canvas"); c.width = 64; c.height = 36;
+                     const g = c.getContext("2d"); g.fillStyle = "#c33"; g.fillRect(0, 0, 64, 36);
+                     g.fillStyle = "#fff"; g.fillRect(8, 10, 48, 16); return c.toDataURL("image/jpeg", 0.8); }"""
+            )
+            overview = base64.b64decode(jpeg.split(",", 1)[1])
+            assert overview[:3] == b"\xff\xd8\xff", "a JPEG"
+            at = datetime.now(UTC)
+            refs = {"plate": ref_for(at, png(24, 8), "image/png"), "overview": ref_for(at, overview, "image/jpeg")}
+            evidence.put(refs["plate"], png(24, 8))
+            evidence.put(refs["overview"], overview)
+            sent["sv-1"] = reading("sv-1", "1-HGT-9O4", at, camera="LM-VELDWEZELT-IN", images=refs,
+                                   image_ref=refs["plate"])  # fmt: skip
             sv = hit_of("sv-1", "SV-1")
             started = time.monotonic()
             await send("sv-1")
@@ -202,6 +220,24 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             assert await one.get_attribute("#mute", "data-beeps") == "1", "priority 1 beeps, priority 2 does not"
             assert "flash" in (await one.get_attribute("#cam-LM-VELDWEZELT-IN", "class") or "")
             assert await cards(one) == [sv, warm], "newest first"
+            # The plate crop in the card, fetched with the token and shown through an object URL (CSP img-src blob:).
+            loaded = "i => i.complete && i.naturalWidth ? [i.naturalWidth, i.naturalHeight, i.src.slice(0, 5)] : null"
+            crop = shown.locator("img.evidence-plate")
+            await one.wait_for_function(f"() => ({loaded})(document.querySelector('{card(sv)} img.evidence-plate'))",
+                                        timeout=10_000)  # fmt: skip
+            assert await crop.evaluate(loaded) == [24, 8, "blob:"]
+            assert await one.locator(card(warm)).locator(".evidence").count() == 0, "a read without images"
+            # The overview on demand, from the keyboard.
+            more = shown.locator("button.evidence-more")
+            assert (await more.inner_text(), await more.get_attribute("aria-expanded")) == ("Show overview", "false")
+            assert await shown.locator("img.evidence-overview").is_hidden()
+            await more.focus()
+            await one.keyboard.press("Enter")
+            await one.wait_for_function(
+                f"() => ({loaded})(document.querySelector('{card(sv)} img.evidence-overview'))", timeout=10_000
+            )
+            assert await shown.locator("img.evidence-overview").evaluate(loaded) == [64, 36, "blob:"]
+            assert (await more.inner_text(), await more.get_attribute("aria-expanded")) == ("Hide overview", "true")
 
             # Acknowledged on console one, shown on console two.
             await shown.locator("button[data-outcome=intercepted]").click()
@@ -277,6 +313,11 @@ async def test_console_live_hits_acknowledgement_and_network_cut(namespace: Name
             ("dispatch-bert", True, "other"),
         ]
         assert {(r["purpose"], r["case_reference"]) for r in acks} == {("dispatch", "SHIFT 2026-11-28 N")}
+        images = await conn.fetch("SELECT actor, allowed, parameters FROM audit_log WHERE endpoint = 'hits.image'")
+        assert {(r["actor"], orjson.loads(r["parameters"])["kind"]) for r in images} >= {
+            ("dispatch-anna", "plate"), ("dispatch-anna", "overview"),
+        }, "every image shown is an audited request"  # fmt: skip
+        assert all(r["allowed"] for r in images)
         streams = await conn.fetch("SELECT actor, purpose FROM audit_log WHERE endpoint = 'hits.stream' AND allowed")
         assert {r["actor"] for r in streams} == {"dispatch-anna", "dispatch-bert"}
         assert len(streams) >= 3, "one audit row per connection: console one reconnected"

@@ -259,7 +259,7 @@ def test_role_table() -> None:
     for endpoint in DATA_ENDPOINTS:
         assert Role.DPO not in PERMISSIONS[endpoint] and Role.ADMIN not in PERMISSIONS[endpoint]
     assert {e for e, roles in PERMISSIONS.items() if Role.DISPATCHER in roles} == {
-        "me", "cameras.list", "cameras.map", "hits.list", "hits.get", "hits.ack", "hits.stream",
+        "me", "cameras.list", "cameras.map", "hits.list", "hits.get", "hits.image", "hits.ack", "hits.stream",
     }  # fmt: skip
     assert PERMISSIONS["dpo.report"] == {Role.DPO, Role.ADMIN}
     # Who asks is not who authorises: only the information manager registers and revokes authorisations.

@@ -1,5 +1,6 @@
 // The dispatch console: login with an API token, live hits over Server-Sent Events read with fetch() (so that the
-// request carries the token, the purpose and the case reference), resumption from the last event id, outcomes.
+// request carries the token, the purpose and the case reference), resumption from the last event id, outcomes,
+// the reads' evidence images (plate crop first, the others on demand).
 "use strict";
 
 (function () {
@@ -13,6 +14,7 @@
     false_read: "False read",
     other: "Other",
   };
+  const IMAGE_TEXT = { plate: "plate crop", overview: "overview", vehicle: "vehicle" };
 
   const state = {
     token: sessionStorage.getItem("anpr.token") || "",
@@ -403,6 +405,8 @@
     const matchText = kind + (kind === "fuzzy" || hit.distance ? " · distance " + hit.distance : "");
     plates.appendChild(el("span", "match match-" + kind, matchText));
     card.appendChild(plates);
+    const kinds = imageKinds(hit, covert);
+    if (kinds.length) card.appendChild(evidenceNode(hit.hit_id, kinds));
 
     const where = el("div", "where");
     where.appendChild(el("span", "camera", camera.name || read.camera_id || camera.camera_id));
@@ -426,6 +430,89 @@
     card.appendChild(ackForm(hit.hit_id));
     card.appendChild(el("p", "outcome"));
     return card;
+  }
+
+  // -- evidence images ---------------------------------------------------------------------------------------
+  // An <img src> cannot send the token: each image is fetched with it (and audited), shown through an object URL
+  // (CSP img-src blob:), and fetched only once its card is on screen. Covert hits' images are for cleared users:
+  // a card without the list's details asks for none.
+
+  const onScreen =
+    "IntersectionObserver" in window
+      ? new IntersectionObserver((entries) => {
+          for (const entry of entries) {
+            if (!entry.isIntersecting) continue;
+            onScreen.unobserve(entry.target);
+            const img = entry.target.querySelector("img");
+            if (img) loadImage(img);
+          }
+        })
+      : null;
+
+  function imageKinds(hit, covert) {
+    const images = (hit.read || {}).images;
+    if (covert || !images || typeof images !== "object") return [];
+    return Object.keys(IMAGE_TEXT).filter((kind) => typeof images[kind] === "string");
+  }
+
+  function imageNode(hitId, kind) {
+    const img = el("img", "evidence-" + kind);
+    img.alt = IMAGE_TEXT[kind] + " of the read";
+    img.dataset.hitId = hitId;
+    img.dataset.kind = kind;
+    return img;
+  }
+
+  function evidenceNode(hitId, kinds) {
+    const box = el("div", "evidence");
+    const first = imageNode(hitId, kinds[0]);
+    box.appendChild(first);
+    const rest = kinds.slice(1);
+    if (rest.length) {
+      const names = rest.map((kind) => IMAGE_TEXT[kind]).join(" and ");
+      const more = el("button", "evidence-more", "Show " + names);
+      more.type = "button";
+      more.setAttribute("aria-expanded", "false");
+      const extra = el("div", "evidence-extra");
+      extra.id = "evidence-" + hitId;
+      extra.hidden = true;
+      more.setAttribute("aria-controls", extra.id);
+      for (const kind of rest) extra.appendChild(imageNode(hitId, kind));
+      more.addEventListener("click", () => {
+        const open = extra.hidden;
+        extra.hidden = !open;
+        more.setAttribute("aria-expanded", open ? "true" : "false");
+        more.textContent = (open ? "Hide " : "Show ") + names;
+        if (open) extra.querySelectorAll("img").forEach(loadImage);
+      });
+      box.appendChild(more);
+      box.appendChild(extra);
+    }
+    if (onScreen) onScreen.observe(box);
+    else loadImage(first);
+    return box;
+  }
+
+  async function loadImage(img) {
+    if (img.dataset.state) return; // loading, shown or failed: asked once
+    img.dataset.state = "loading";
+    const path = "/v1/hits/" + encodeURIComponent(img.dataset.hitId) + "/images/" + img.dataset.kind;
+    try {
+      const resp = await fetch(path, { headers: headers(), cache: "no-store" });
+      if (!resp.ok) {
+        const body = await resp.json().catch(() => ({}));
+        throw new Error(typeof body.detail === "string" ? body.detail : "not available (" + resp.status + ")");
+      }
+      const url = URL.createObjectURL(await resp.blob());
+      img.addEventListener("load", () => URL.revokeObjectURL(url), { once: true });
+      img.addEventListener("error", () => URL.revokeObjectURL(url), { once: true });
+      img.src = url;
+      img.dataset.state = "shown";
+    } catch (err) {
+      img.dataset.state = "failed";
+      const note = el("span", "evidence-missing", IMAGE_TEXT[img.dataset.kind] + ": " + String(err.message || err));
+      img.replaceWith(note);
+    }
   }
 
   function ackForm(hitId) {
