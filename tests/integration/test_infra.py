@@ -131,6 +131,7 @@ def test_environment_settings_win_and_nothing_local_starts(tmp_path: Path) -> No
         ANPR_KAFKA_BOOTSTRAP="kafka.example.internal:9092",
         ANPR_DATABASE_URL="postgresql://svc:secret@db.example.internal:5432/anpr",
         ANPR_GATEWAY_MQTT_URL="mqtt://gw:pw@mqtt.example.internal:1883",
+        ANPR_EVIDENCE_DIR=str(tmp_path / "evidence"),  # set: not exported (only an unset one is, under .local/)
         ANPR_LOCAL_STATE_DIR=str(tmp_path / "state"),
     )
     result = _run_cli(["infra", "up"], env)
@@ -139,6 +140,8 @@ def test_environment_settings_win_and_nothing_local_starts(tmp_path: Path) -> No
         "export ANPR_KAFKA_BOOTSTRAP=kafka.example.internal:9092",
         "export ANPR_DATABASE_URL=postgresql://svc:secret@db.example.internal:5432/anpr",
         "export ANPR_GATEWAY_MQTT_URL=mqtt://gw:pw@mqtt.example.internal:1883",
+        # A broker that is not ours: the tests publish as the gateway's own user.
+        "export ANPR_LOCAL_MQTT_PUBLISHER_URL=mqtt://gw:pw@mqtt.example.internal:1883",
     ]
     assert not (tmp_path / "state").exists(), "a local service was started although the environment set both"
 

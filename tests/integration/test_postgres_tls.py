@@ -53,6 +53,7 @@ def tls_cluster() -> Iterator[tuple[str, dict[str, str]]]:
         ANPR_LOCAL_PG_PORT=str(_free_port()),
         ANPR_LOCAL_PG_TLS="1",
         ANPR_KAFKA_BOOTSTRAP="127.0.0.1:9",  # set, so that `infra up` starts PostgreSQL only
+        ANPR_GATEWAY_MQTT_URL="mqtt://none:none@127.0.0.1:9",  # and no mosquitto (the suite's holds the port)
     )
     try:
         up = _run_cli(["infra", "up"], env)
