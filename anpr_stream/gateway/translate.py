@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import orjson
 
 from anpr_stream.core.plates import normalise
-from anpr_stream.core.readings import InvalidReading, check_extra, reading_from_mapping
+from anpr_stream.core.readings import READING_FIELDS, InvalidReading, check_extra, reading_from_mapping
 from anpr_stream.evidence import ref_for
 from anpr_stream.gateway.model import Adapted, PayloadError, VendorRead
 from anpr_stream.gateway.sources import Source
@@ -145,9 +144,7 @@ def _prepare_one(read: VendorRead, source: Source, format_name: str, excerpt: st
     if dropped:
         gateway["dropped"] = [d[:200] for d in dropped[:8]]
     reading["gateway"] = gateway
-    reading_from_mapping(reading)
+    # The core fields were validated above; what was added since is checked once, together (the limits on the
+    # number of extra fields and values are over all of them), not by parsing the whole reading again.
+    check_extra({k: v for k, v in reading.items() if k not in READING_FIELDS})
     return Prepared(rid, camera_id.encode(), orjson.dumps(reading), tuple(images))
-
-
-def summary(prepared: Sequence[Prepared]) -> list[str]:
-    return [p.read_id for p in prepared]
