@@ -47,12 +47,15 @@ class User:
 
 
 class Denied(Exception):
-    """A request refused for a reason the caller is told and the audit log records."""
+    """A request refused for a reason the caller is told and the audit log records; `required`, for a request into a
+    restricted tier, the kind of authorisation it needs (the HTTP answer names it in `X-Authorisation-Required`, so
+    that a page can offer the registered authorisations of that kind without parsing the reason)."""
 
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, required: Access | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.required = required
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,8 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
     "hits.ack": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
     "hits.stream": frozenset({Role.DISPATCHER, Role.INVESTIGATOR}),
     "hits.retroactive": frozenset({Role.INVESTIGATOR}),
+    # The investigator workspace publishes an entry after its retroactive check (covert ones: cleared users only).
+    "watchlist.publish": frozenset({Role.INVESTIGATOR}),
     "dpo.report": frozenset({Role.DPO, Role.ADMIN}),
     "authorisations.register": frozenset({Role.INFORMATION_MANAGER}),
     "authorisations.revoke": frozenset({Role.INFORMATION_MANAGER}),
@@ -165,7 +170,7 @@ PERMISSIONS: Mapping[str, frozenset[Role]] = {
 # Endpoints that return camera data: they need a purpose and a case reference, and the data's age is checked.
 DATA_ENDPOINTS = frozenset(
     {"plates.search", "plates.route", "plates.cotravel", "cameras.passages", "hits.list", "hits.get", "hits.image",
-     "hits.ack", "hits.stream", "hits.retroactive"}
+     "hits.ack", "hits.stream", "hits.retroactive", "watchlist.publish"}
 )  # fmt: skip
 
 _REQUIREMENT_TEXT = {
@@ -265,9 +270,13 @@ def decide(
     required = required_authorisation(policy, oldest_age, data_class)
     if required is Access.OPEN:
         return Grant(user, endpoint, justification, effective_since, until)
-    return _restricted(
-        user, endpoint, justification, policy, now, effective_since, until, required, cameras, authorisation, plates
-    )
+    try:
+        return _restricted(
+            user, endpoint, justification, policy, now, effective_since, until, required, cameras, authorisation,
+            plates,
+        )  # fmt: skip
+    except Denied as exc:
+        raise Denied(exc.status, exc.reason, required=required) from None
 
 
 def _restricted(

@@ -43,6 +43,7 @@ _ERRORS = {
     401: "missing, unknown, revoked or expired bearer token",
     403: "refused: role, camera scope, missing justification or authorisation, data past retention",
     404: "no such record",
+    409: "conflict with a record another user made (a watchlist entry id published by someone else)",
     429: "too many failed authentications from this address (or with this user's tokens): retry after Retry-After "
     "seconds",
     503: "not ready yet (the live feed is not connected to Kafka); retry",
@@ -140,6 +141,8 @@ async def audit(
 
 
 UNAUTHENTICATED = "(unauthenticated)"
+# A refusal of data in a restricted tier names the kind of authorisation needed (access.Denied.required).
+REQUIRED_HEADER = "X-Authorisation-Required"
 
 
 async def _caller(
@@ -218,7 +221,8 @@ class Call:
             self.svc, self.request, self.user.name, self.user.role.value, False,
             self._justification, exc.reason, extra=extra, actor_id=self.user.user_id,
         )  # fmt: skip
-        return HTTPException(exc.status, exc.reason)
+        headers = {REQUIRED_HEADER: exc.required.value} if exc.required is not None else None
+        return HTTPException(exc.status, exc.reason, headers=headers)
 
     async def check_request(self, extra: Mapping[str, Any] | None = None) -> None:
         """Role, purpose and case before a lookup (see access.check_request); a refusal is audited."""
@@ -287,10 +291,10 @@ async def _call(request: Request, user: Caller) -> Call:
 
 CallDep = Annotated[Call, Depends(_call)]
 
-# The endpoints whose answer is bound to the plate they name (a route, an exact search): within a plate-bound
-# authorisation those plates are what is asked. Every other request (fuzzy, OCR or wildcard search, a camera's
-# passages, co-travel, hits lists) names no plate it stays within.
-_PLATE_BOUND = {"plates.route": "path", "plates.search": "query"}
+# The endpoints whose answer is bound to the plate they name (a route, an exact search, hits of a plate): within a
+# plate-bound authorisation those plates are what is asked. Every other request (fuzzy, OCR or wildcard search, a
+# camera's passages, co-travel, hits lists without `plate`) names no plate it stays within.
+_PLATE_BOUND = {"plates.route": "path", "plates.search": "query", "hits.list": "query"}
 
 
 def plates_asked(request: Request, endpoint: str) -> list[str] | None:

@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from anpr_stream.api.access import Denied, User, default_since
 from anpr_stream.api.context import CallDep, ErrorDetail, audit, error_responses, justification_headers
 from anpr_stream.core.outgoing import covert_masked
+from anpr_stream.core.plates.normalisation import normalise
 from anpr_stream.evidence import EXTENSIONS, media_type_of, parse_ref
 from anpr_stream.retention.policy import DataClass
 
@@ -185,9 +186,18 @@ async def list_hits(
     acknowledged: Annotated[bool | None, Query(description="true: only with an outcome; false: only without")] = None,
     before: Annotated[str | None, Query(description="cursor from the previous page's next_before")] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    plate: Annotated[
+        str | None,
+        Query(max_length=32, description="only hits of this plate as read (normalised: separators and case ignored)"),
+    ] = None,
 ) -> dict[str, Any]:
     policy = call.svc.settings.retention
     since = since or default_since(policy, call.now)
+    plate_norm = normalise(plate) if plate is not None else None
+    if plate_norm == "":
+        await call.check_request()  # who may not ask learns nothing more than a 403
+        raise await call.deny(Denied(400, f"plate {plate!r} has no letters or digits"))
+    # A plate binds the request to it (within a plate-bound authorisation: context._PLATE_BOUND).
     grant = await call.grant(since=since, until=until, data_class=DataClass.HITS, cameras=camera)
     cameras = grant.cameras(camera)
     cursor_at, cursor_id = _parse_cursor(before) if before else (None, None)
@@ -202,9 +212,10 @@ async def list_hits(
               AND ($5::boolean IS NULL OR (h.dispatch AND NOT h.suppressed) = $5)
               AND ($6::boolean IS NULL OR (o.outcome IS NOT NULL) = $6)
               AND ($7::timestamptz IS NULL OR (h.observed_at, h.hit_id) < ($7, $8::uuid))
+              AND ($11::text IS NULL OR h.plate_norm = $11)
             ORDER BY h.observed_at DESC, h.hit_id DESC LIMIT $10""",  # noqa: S608 -- constant fragments only
         grant.since, grant.until, list_name, cameras, dispatched, acknowledged, cursor_at, cursor_id,
-        call.user.sees_covert, limit,
+        call.user.sees_covert, limit, plate_norm,
     )  # fmt: skip
     hits = [hit_view(row, call.user) for row in rows]
     next_before = f"{rows[-1]['observed_at'].isoformat()}|{rows[-1]['hit_id']}" if len(rows) == limit else None

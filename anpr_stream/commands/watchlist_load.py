@@ -20,6 +20,7 @@ from anpr_stream.audit.chain import AuditRecord
 from anpr_stream.audit.log import append_audit
 from anpr_stream.commands.users import operator_of
 from anpr_stream.config import ConfigError, Settings
+from anpr_stream.core.entry import is_workspace_id
 from anpr_stream.sinks.migrate import migrate
 from anpr_stream.watchlists import WatchlistEntry, load_watchlists
 
@@ -40,7 +41,11 @@ def add_load_command(commands: argparse._SubParsersAction[Any]) -> None:
         ),
     )
     load.add_argument("files", nargs="+", metavar="FILE", help="watchlist CSV files")
-    load.add_argument("--replace", action="store_true", help="retract entries that are not in the files")
+    load.add_argument(
+        "--replace",
+        action="store_true",
+        help="retract entries that are not in the files (not the WS- entries published from the workspace)",
+    )
     load.add_argument("--by", metavar="NAME", help="who loads the lists, for the audit log (default: cli:<login>)")
     load.set_defaults(handler=_load)
 
@@ -124,7 +129,8 @@ async def audited_publish(
         retract = _Listed.of([])
         if replace:
             kept = {e.entry_id for e in entries}
-            retract = _Listed.of(v for k, v in (await _live_entries(settings)).items() if k not in kept)
+            live = (await _live_entries(settings)).items()
+            retract = _Listed.of(v for k, v in live if k not in kept and not is_workspace_id(k))
         try:
             async with conn.transaction():
                 await append_audit(conn, _record(by, "load", loaded, topic, replace=replace, skipped_rows=skipped))

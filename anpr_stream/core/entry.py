@@ -27,6 +27,16 @@ ENTRY_FIELDS: tuple[str, ...] = (
 KNOWN_LISTS: tuple[str, ...] = ("itinerant_gang", "stolen_vehicle", "biker_club")
 MAX_PLATE = 16
 MAX_ID = 128
+# Entry ids published one by one from the workspace (POST /v1/watchlist/entries) start with this; watchlist files may
+# not use it, and `watchlist load --replace` leaves those entries alone: the files' lists and the investigators'
+# entries never overwrite or retract each other on the shared topic.
+WORKSPACE_PREFIX = "WS-"
+
+
+def is_workspace_id(entry_id: str) -> bool:
+    return entry_id[: len(WORKSPACE_PREFIX)].upper() == WORKSPACE_PREFIX
+
+
 MAX_REFERENCE = 512
 
 _TOKEN = re.compile(r"[a-z][a-z0-9_]*")

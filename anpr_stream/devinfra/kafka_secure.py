@@ -108,6 +108,9 @@ def acl_plan(topics: TopicNames, who: Principals = Principals()) -> list[Grant]:
         # One transactional id per input partition: `<group>-<reads>-<n>` (stream/partition_producers.py).
         Grant(who.worker, "TRANSACTIONAL_ID", f"{topics.group}-{topics.reads}-", "WRITE", prefixed=True),
         Grant(who.api, "TOPIC", topics.hits, "READ"),  # the live stream assigns partitions: no consumer group
+        # The investigator workspace publishes investigators' entries (POST /v1/watchlist/entries): write only, it
+        # never reads the list (an entry id already there is overwritten).
+        Grant(who.api, "TOPIC", topics.watchlist, "WRITE"),
         Grant(who.watchlist_admin, "TOPIC", topics.watchlist, "WRITE"),
         Grant(who.watchlist_admin, "TOPIC", topics.watchlist, "READ"),  # watchlist load compares with what is there
         Grant(who.audit_signer, "TOPIC", topics.checkpoints, "WRITE"),

@@ -6,6 +6,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 
 from anpr_stream.config import Settings
+from anpr_stream.core.entry import is_workspace_id
 from anpr_stream.stream.compacted import open_from_beginning, records_to_end
 from anpr_stream.stream.security import PLAINTEXT, KafkaSecurity
 from anpr_stream.stream.topics import ensure_topics
@@ -25,17 +26,21 @@ async def current_entry_ids(bootstrap: str, topic: str, security: KafkaSecurity 
         await consumer.stop()
 
 
-async def publish(settings: Settings, entries: list[WatchlistEntry], replace: bool) -> tuple[int, int]:
-    """Returns (published, retracted)."""
+async def publish(
+    settings: Settings, entries: list[WatchlistEntry], replace: bool, request_timeout_ms: int = 40_000
+) -> tuple[int, int]:
+    """Returns (published, retracted). A produce request the broker does not answer fails after
+    `request_timeout_ms` (the API's watchlist.publish lowers it; it bounds the whole call too)."""
     await ensure_topics(settings)
     topic = settings.topics.watchlist
     retract: set[str] = set()
     if replace:
         live = await current_entry_ids(settings.kafka_bootstrap, topic, settings.kafka_security)
-        retract = live - {e.entry_id for e in entries}
+        # Entries published from the workspace are not the files' to retract (core.entry.WORKSPACE_PREFIX).
+        retract = {i for i in live - {e.entry_id for e in entries} if not is_workspace_id(i)}
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap, **settings.kafka_security.aiokafka_options(), acks="all",
-        enable_idempotence=True, linger_ms=20,
+        enable_idempotence=True, linger_ms=20, request_timeout_ms=request_timeout_ms,
     )  # fmt: skip
     await producer.start()
     try:

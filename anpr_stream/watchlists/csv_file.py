@@ -6,7 +6,14 @@ import csv
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from anpr_stream.core.entry import ENTRY_FIELDS, InvalidEntry, WatchlistEntry, entry_from_mapping
+from anpr_stream.core.entry import (
+    ENTRY_FIELDS,
+    WORKSPACE_PREFIX,
+    InvalidEntry,
+    WatchlistEntry,
+    entry_from_mapping,
+    is_workspace_id,
+)
 
 
 def parse_watchlist_csv(lines: Iterable[str]) -> Iterator[tuple[int, WatchlistEntry | InvalidEntry]]:
@@ -38,12 +45,23 @@ def parse_watchlist_csv(lines: Iterable[str]) -> Iterator[tuple[int, WatchlistEn
                     yield line_no, InvalidEntry(f"expected {len(header)} fields, found {len(row)}")
                 else:
                     try:
-                        yield line_no, entry_from_mapping(dict(zip(header, row, strict=True)))
+                        yield line_no, _file_entry(dict(zip(header, row, strict=True)))
                     except InvalidEntry as exc:
                         yield line_no, exc
             line_no = reader.line_num + 1
     except csv.Error as exc:
         yield line_no, InvalidEntry(f"malformed CSV: {exc}; rest of file skipped")
+
+
+def _file_entry(row: dict[str, str]) -> WatchlistEntry:
+    """A file's row as an entry; ids starting WORKSPACE_PREFIX are the workspace's, never a file's."""
+    entry = entry_from_mapping(row)
+    if is_workspace_id(entry.entry_id):
+        raise InvalidEntry(
+            f"entry_id {entry.entry_id!r}: ids starting {WORKSPACE_PREFIX} are reserved for entries published from the "
+            "workspace"
+        )
+    return entry
 
 
 def read_watchlist_csv(path: str | Path) -> Iterator[tuple[int, WatchlistEntry | InvalidEntry]]:

@@ -123,8 +123,12 @@ CALLS: dict[str, Callable[[Fixture, int], Call]] = {
     ),
     "hits.stream": lambda f, age: Call("GET", "/v1/live/hits", stream=True),
     "cameras.map": lambda f, age: Call("GET", "/v1/live/map.svg"),
+    "watchlist.publish": lambda f, age: Call("POST", "/v1/watchlist/entries", json={**ENTRY, "entry_id": "WS-PUB-1"}),
 }
-AGELESS = {"hits.stream"}  # the live stream's window is fixed (its backlog of the last hours): no age to ask for
+AGELESS = {"hits.stream", "watchlist.publish"}  # the live stream's window is fixed; publishing reads no stored data
+# Reads no stored data: role, purpose and case decide, never a retention tier. Answers 201 (created) when allowed.
+TIMELESS = {"watchlist.publish"}
+OK = {"watchlist.publish": 201}
 # The data's own instant is the window: past retention is never shown.
 SINGLE_RECORD = {"hits.get", "hits.image", "hits.ack"}
 
@@ -187,6 +191,8 @@ def expected(policy: str, role: Role, endpoint: str, age: int, justification: st
         return 200, None
     if justification == "none":
         return 403, "X-Purpose"
+    if endpoint in TIMELESS:
+        return OK[endpoint], None
     if endpoint in SINGLE_RECORD and age >= KEEP[policy]:
         return 403, "never returned"
     restricted = age >= OPEN[policy] or (endpoint == "hits.stream" and OPEN[policy] == 0)
@@ -245,7 +251,8 @@ async def test_role_endpoint_age_matrix(namespace: Namespace, policy: str, role:
                         if got.status_code != status or (reason and reason not in got.json()["detail"]):
                             wrong.append(f"expected {status} {reason!r}; got {case}")
                             continue
-                        if endpoint == "hits.list" and status == 200:
+                        allowed = status == OK.get(endpoint, 200)
+                        if endpoint == "hits.list" and allowed:
                             seen = {h["hit_id"] for h in got.json()["hits"]}
                             assert str(hits[400]) not in seen, case  # past retention: never returned
                             # Not within the authorisation's scope (no camera named): the open tier only.
@@ -254,11 +261,11 @@ async def test_role_endpoint_age_matrix(namespace: Namespace, policy: str, role:
                         assert len(rows) == 1, case
                         row = rows[0]
                         assert (row["actor"], row["role"], row["endpoint"], row["allowed"]) == (
-                            f"u-{role}", role.value, endpoint, status == 200,
+                            f"u-{role}", role.value, endpoint, allowed,
                         ), case  # fmt: skip
                         assert row["purpose"] == (None if justification == "none" else "burglary series Rekem"), case
                         assert row["case_reference"] == (None if justification == "none" else "LM.2026.0042"), case
-                        relied = status == 200 and cited is not None and endpoint in COVERED and age >= OPEN[policy]
+                        relied = allowed and cited is not None and endpoint in COVERED and age >= OPEN[policy]
                         # An allowed request names the authorisation it relied on, a refused one the id it cited
                         # (the DPO report lists refusals with their authorisation too).
                         named = relied or (cited is not None and status >= 400)
@@ -269,7 +276,7 @@ async def test_role_endpoint_age_matrix(namespace: Namespace, policy: str, role:
                             )
                         if cited is not None:
                             assert orjson.loads(row["params"])["authorisation_cited"] == cited, case
-                        if status == 200:
+                        if allowed:
                             assert row["result_count"] is not None and row["reason"] is None, case
                         else:
                             assert reason in row["reason"] and row["result_count"] is None, case
@@ -344,6 +351,41 @@ async def test_covert_visibility(namespace: Namespace) -> None:
                 assert probe == []  # the name of a covert list cannot be probed
             stolen = (await client.get("/v1/hits", headers=auth, params={"list": "stolen_vehicle"})).json()["hits"]
             assert len(stolen) == 1
+
+
+async def test_hits_of_one_plate(namespace: Namespace) -> None:
+    """`GET /v1/hits?plate=`: only that plate's hits (normalised); a plate-bound request, so a plate-bound
+    authorisation of the plate covers its older hits, and not those of a request naming no plate."""
+    conn = await namespace.db()
+    try:
+        recent = await plant_hit(conn, timedelta(hours=1), plate="1ABC123")
+        old = await plant_hit(conn, timedelta(days=45), plate="1ABC123")
+        await plant_hit(conn, timedelta(hours=2), plate="2DEF456")
+        bound = await register_authorisation(conn, "be", plates=["1ABC123"])
+    finally:
+        await conn.close()
+    investigator = namespace.add_user("ivo", "investigator")
+    dispatcher = namespace.add_user("dora", "dispatcher")
+    base = namespace.start_api()
+    async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+        for token in (investigator, dispatcher):
+            got = await client.get("/v1/hits", headers=headers(token, "case", "be"), params={"plate": "1-abc 123"})
+            assert got.status_code == 200, got.text
+            assert [h["hit_id"] for h in got.json()["hits"]] == [str(recent)]  # the 45-day one needs authorisation
+        everyone = (await client.get("/v1/hits", headers=headers(investigator, "case", "be"))).json()["hits"]
+        assert len(everyone) == 2
+        blank = await client.get("/v1/hits", headers=headers(investigator, "case", "be"), params={"plate": "- -"})
+        assert blank.status_code == 400 and "no letters or digits" in blank.json()["detail"], blank.text
+        refused = await client.get("/v1/hits", headers=headers(dispatcher, "none", "be"), params={"plate": "- -"})
+        assert refused.status_code == 403, refused.text  # no purpose: refused before the plate is looked at
+        # Within the plate-bound authorisation: the plate's older hit too; without `plate` only the open tier.
+        auth = headers(investigator, "authorised", "be", bound)
+        params = {"since": _since(60)}
+        of_plate = await client.get("/v1/hits", headers=auth, params={**params, "plate": "1ABC123"})
+        assert of_plate.status_code == 200, of_plate.text
+        assert [h["hit_id"] for h in of_plate.json()["hits"]] == [str(recent), str(old)]
+        unbound = (await client.get("/v1/hits", headers=auth, params=params)).json()["hits"]
+        assert str(old) not in {h["hit_id"] for h in unbound} and len(unbound) == 2
 
 
 async def test_every_request_is_audited_once(namespace: Namespace) -> None:
@@ -462,6 +504,7 @@ async def test_registry_roles(namespace: Namespace) -> None:
                 registered = got.json()
             else:
                 assert got.status_code == 403 and "may not use authorisations.register" in got.json()["detail"]
+                assert "X-Authorisation-Required" not in got.headers  # a refusal of role names no authorisation
         assert registered["plates"] == ["1ABC123"] and registered["registered_by"] == "reg-information_manager"
         manager = headers(tokens[Role.INFORMATION_MANAGER], "none", "be")
         again = await client.post("/v1/registry/authorisations", json=body, headers=manager)
@@ -483,6 +526,7 @@ async def test_registry_roles(namespace: Namespace) -> None:
         assert revoke.status_code == 200 and revoke.json()["revoked_by"] == "reg-information_manager"
         refused = await client.get("/v1/plates/1ABC123/route", params=since, headers=cite)
         assert refused.status_code == 403 and "was revoked on" in refused.json()["detail"]
+        assert refused.headers["X-Authorisation-Required"] == "judicial_with_prosecutor_decision"
     conn = await namespace.db()
     try:
         rows = await conn.fetch(

@@ -161,6 +161,24 @@ async def test_principals_without_the_acl_are_refused(secure_kafka: SecureKafka,
         await produce(api, kafka.bootstrap, ns.reads, [b"{}"])
 
 
+async def test_the_api_publishes_an_investigators_entry_as_its_principal_and_may_not_read_the_list(
+    secure_kafka: SecureKafka, secured: Namespace
+) -> None:
+    ns, kafka = secured, secure_kafka
+    investigator = ns.add_user("inv-sasl", "investigator")
+    base = ns.start_api(extra_env=kafka.env(WHO.api))
+    entry = {"entry_id": "WS-SASL-1", "list": "stolen_vehicle", "plate": "1-HGT-904", "country": "BE", "priority": 1,
+             "action": "intercept"}  # fmt: skip
+    headers = {"Authorization": f"Bearer {investigator}", "X-Purpose": "follow-up", "X-Case-Reference": "SASL 2"}
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        got = await client.post("/v1/watchlist/entries", json=entry, headers=headers)
+    assert got.status_code == 201, got.text
+    (record,) = await consume(kafka.security(WHO.watchlist_admin), kafka.bootstrap, ns.watchlist, 1, timeout=30)
+    assert record.key == b"WS-SASL-1" and orjson.loads(record.value)["plate"] == "1-HGT-904"
+    with pytest.raises((KafkaError, AssertionError)):  # WRITE only: the API may not read the list
+        await consume(kafka.security(WHO.api), kafka.bootstrap, ns.watchlist, 1, timeout=5)
+
+
 async def test_a_wrong_password_and_an_untrusted_ca_are_refused(
     secure_kafka: SecureKafka, secured: Namespace, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -21,7 +21,7 @@ from anpr_stream.api.access import (
     decide,
     default_since,
 )
-from anpr_stream.retention.policy import Access, DataClass, preset
+from anpr_stream.retention.policy import Access, DataClass, preset, required_authorisation
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 D = timedelta(days=1)
@@ -107,6 +107,11 @@ def test_authorisation_by_age(
         _decide(policy, age, justification, kind)
     assert caught.value.status == 403
     assert denied in caught.value.reason
+    # A refusal in the restricted tier names the authorisation it needs (X-Authorisation-Required); a missing
+    # purpose or case is refused before any age is looked at, and names none.
+    stated = justification.purpose and justification.case_reference
+    oldest = min(age, preset(policy).passages - S)
+    assert caught.value.required is (required_authorisation(preset(policy), oldest) if stated else None)
 
 
 @pytest.mark.parametrize(

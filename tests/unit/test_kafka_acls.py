@@ -26,7 +26,8 @@ def rights(user: str) -> set[tuple[str, str, str]]:
 
 def test_each_principal_gets_only_its_own_rights() -> None:
     assert rights(WHO.camera) == {("TOPIC", "anpr.reads", "WRITE")}
-    assert rights(WHO.api) == {("TOPIC", "anpr.hits", "READ")}
+    # The API reads hits (live stream) and writes, never reads, the watchlist (investigators' entries).
+    assert rights(WHO.api) == {("TOPIC", "anpr.hits", "READ"), ("TOPIC", "anpr.watchlist", "WRITE")}
     assert rights(WHO.watchlist_admin) == {("TOPIC", "anpr.watchlist", "WRITE"), ("TOPIC", "anpr.watchlist", "READ")}
     assert rights(WHO.audit_signer) == {("TOPIC", "anpr.audit.checkpoints", "WRITE"),
                                         ("TOPIC", "anpr.audit.checkpoints", "READ")}  # fmt: skip

@@ -176,3 +176,16 @@ def test_undecodable_bytes_reject_only_their_row(tmp_path: object) -> None:
     result = list(read_watchlist_csv(path))
     assert [(line, type(item).__name__) for line, item in result] == [(2, "InvalidEntry"), (3, "WatchlistEntry")]
     assert "UTF-8" in str(result[0][1])
+
+
+@pytest.mark.parametrize("entry_id", ["WS-1", "ws-CNV-2", "Ws-x"])
+def test_csv_rows_may_not_use_the_workspace_ids(entry_id: str) -> None:
+    """Ids starting WS- are the workspace's (POST /v1/watchlist/entries): a file may not overwrite them, nor they a
+    file's entries."""
+    ((line, item),) = _csv(HEADER, f"{entry_id},stolen_vehicle,1-ABC-123,BE,1,intercept,,,PV 1,false")
+    assert (
+        line == 2
+        and isinstance(item, InvalidEntry)
+        and "reserved for entries published from the workspace" in str(item)
+    )
+    assert isinstance(_csv(HEADER, "WSX-1,stolen_vehicle,1-ABC-123,BE,1,intercept,,,PV 1,false")[0][1], WatchlistEntry)
