@@ -319,8 +319,10 @@ _VARIABLES: tuple[Variable, ...] = (
     _v("ANPR_AUDIT_SIGNING_KEY", "audit", None, "default of `audit checkpoint --private-key`", "audit checkpoint",
        _path),
     _v("ANPR_AUDIT_CHECKPOINT_DIR", "audit", None, "default of `audit checkpoint --dir` and `audit verify "
-       "--checkpoints`", "audit checkpoint, audit verify", _path),
-    _v("ANPR_AUDIT_PUBLIC_KEY", "audit", None, "default of `audit verify --public-key`", "audit verify", _path),
+       "--checkpoints`; the API's DPO report verifies against it (with the public key)",
+       "audit checkpoint, audit verify, api", _path),
+    _v("ANPR_AUDIT_PUBLIC_KEY", "audit", None, "default of `audit verify --public-key`; the API's DPO report "
+       "verifies the audit chain against the signed checkpoints with it", "audit verify, api", _path),
     # Development only: anpr_stream/devinfra reads these itself (they configure the local services, not the service)
     _v("ANPR_DEMO_API_PORT", DEVELOPMENT, "8080", "`make demo DEMO_ARGS=--keep-running`: port of the API and "
        "console", "make demo"),

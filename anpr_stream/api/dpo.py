@@ -1,17 +1,20 @@
 """The DPO's report over HTTP (roles dpo and admin): what is held against the retention policy, purges, requests
-and denials, the audit chain's state, the retention check, restricted-tier requests with their authorisations, as
+and denials, the audit chain's state (against the signed checkpoints with ANPR_AUDIT_PUBLIC_KEY and
+ANPR_AUDIT_CHECKPOINT_DIR), the retention check, restricted-tier requests with their authorisations, as
 JSON or CSV. No camera data."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import AwareDatetime
 
+from anpr_stream import config
 from anpr_stream.api.access import Denied
 from anpr_stream.api.context import CallDep, error_responses
 from anpr_stream.dpo.export import SECTIONS, Section, to_csv
@@ -20,6 +23,12 @@ from anpr_stream.dpo.report import DpoReport, build_report
 router = APIRouter(prefix="/v1/dpo", tags=["dpo"], responses=error_responses(400, 401, 403))
 
 DEFAULT_WINDOW = timedelta(days=30)
+
+
+def _env_path(name: str) -> Path | None:
+    """As `anpr-stream audit verify` reads its defaults (anpr_stream/commands/audit.py)."""
+    path: Path | None = config.value(name)
+    return path
 
 
 class Format(StrEnum):
@@ -57,7 +66,12 @@ async def report(
         raise await call.deny(Denied(400, "section= selects a CSV section: use it with format=csv"))
     policy = call.svc.settings.retention
     async with call.svc.pool.acquire() as conn:
-        built = await build_report(conn, policy, call.now, since, until, kafka=call.svc.settings)
+        built = await build_report(
+            conn, policy, call.now, since, until, kafka=call.svc.settings,
+            # Read at each request: a key or directory put in place later counts without a restart; one that cannot
+            # be read makes the chain not intact (a finding), never a failed request.
+            public_key=_env_path("ANPR_AUDIT_PUBLIC_KEY"), checkpoint_dir=_env_path("ANPR_AUDIT_CHECKPOINT_DIR"),
+        )  # fmt: skip
     await call.answered(grant, built.row_count)
     if format is Format.CSV:
         name = f"dpo-report-{call.now:%Y%m%dT%H%M%SZ}" + (f"-{section}" if section else "") + ".csv"

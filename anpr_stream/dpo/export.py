@@ -1,7 +1,8 @@
 """The DPO report as CSV: one file whose first column names the section, or one section alone with its own columns.
 
 Sections, in order: `holding` (one row per data class), `purge`, `request` (per actor, role, endpoint, purpose),
-`denied`, `audit_chain` (one row), `restricted_request` (requests into a restricted tier with their authorisation),
+`denied`, `audit_chain` (one row: the hash chain and, when verified, the signed checkpoints: the last one's fields
+prefixed `checkpoint_`), `restricted_request` (requests into a restricted tier with their authorisation),
 `revoked_request` (requests under an authorisation revoked after them), `unused_authorisation`, and the retention
 check: `retention_check` (one row: as of, errors, violations), `retention_topic` (one row per topic) and
 `retention_table` (one per table). The combined file's header is the union of the sections' columns in that order; a
@@ -47,6 +48,38 @@ class Section(StrEnum):
     RETENTION_CHECK = "retention_check"
     RETENTION_TOPIC = "retention_topic"
     RETENTION_TABLE = "retention_table"
+
+
+class ChainStatusRow(BaseModel):
+    """The audit chain's row, flat: the last signed checkpoint's fields prefixed `checkpoint_` (not `reason`, the
+    denied requests' column), the findings joined with "; "."""
+
+    intact: bool
+    rows: int
+    last_id: int | None
+    broken: str | None
+    note: str | None
+    checkpoints_verified: bool
+    checkpoints: int | None
+    checkpoint_seq: int | None
+    checkpoint_issued_at: datetime | None
+    checkpoint_reason: str | None
+    checkpoint_head_id: int | None
+    checkpoint_total_rows: int | None
+    checkpoint_key_id: str | None
+    signed_rows: int | None
+    unsigned_tail: int | None
+    findings: str
+
+    @classmethod
+    def of(cls, chain: ChainStatus) -> ChainStatusRow:
+        last = chain.last_checkpoint
+        return cls(
+            **chain.model_dump(exclude={"last_checkpoint", "findings"}), findings="; ".join(chain.findings),
+            checkpoint_seq=last.seq if last else None, checkpoint_issued_at=last.issued_at if last else None,
+            checkpoint_reason=last.reason if last else None, checkpoint_head_id=last.head_id if last else None,
+            checkpoint_total_rows=last.total_rows if last else None, checkpoint_key_id=last.key_id if last else None,
+        )  # fmt: skip
 
 
 class RetentionSummaryRow(BaseModel):
@@ -113,7 +146,7 @@ _SECTIONS: dict[str, tuple[type[BaseModel], Callable[[DpoReport], Sequence[BaseM
     "purge": (PurgeRun, lambda r: r.purges),
     "request": (RequestCount, lambda r: r.requests),
     "denied": (DeniedRequest, lambda r: r.denied),
-    "audit_chain": (ChainStatus, lambda r: [r.audit_chain]),
+    "audit_chain": (ChainStatusRow, lambda r: [ChainStatusRow.of(r.audit_chain)]),
     "restricted_request": (RestrictedRequest, lambda r: r.restricted_requests),
     "revoked_request": (RevokedRequest, lambda r: r.revoked_requests),
     "unused_authorisation": (UnusedAuthorisation, lambda r: r.unused_authorisations),

@@ -7,13 +7,17 @@ authorisations' references. One builder for the API (`GET /v1/dpo/report`) and t
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, Field
 
 from anpr_stream.api.registry import COLUMNS as REGISTRY_COLUMNS
 from anpr_stream.api.registry import authorisation_of
+from anpr_stream.audit.checkpoint import Checkpoint
 from anpr_stream.audit.log import verify_audit
+from anpr_stream.audit.signer import CheckpointDir, SignerError, load_public_key, verify_with_checkpoints
 from anpr_stream.config import Settings
 from anpr_stream.retention.assessment import RetentionCheck
 from anpr_stream.retention.check import retention_check
@@ -118,12 +122,53 @@ class UnusedAuthorisation(BaseModel):
     current: bool = Field(description="usable as the report is made (not revoked, expired, pending or spent)")
 
 
+class LastCheckpoint(BaseModel):
+    """The newest signed checkpoint that verified (signature and link to the one before)."""
+
+    seq: int = Field(description="its sequence number")
+    issued_at: datetime = Field(description="when the signer signed it")
+    reason: str = Field(description="interval, purge or manual")
+    head_id: int = Field(description="the last audit row signed so far (0: none)")
+    total_rows: int = Field(description="rows signed in it and every checkpoint before")
+    key_id: str = Field(description="the signing key's id (`audit keygen` prints it)")
+
+    @classmethod
+    def of(cls, cp: Checkpoint) -> LastCheckpoint:
+        return cls(seq=cp.seq, issued_at=cp.issued_at, reason=cp.reason, head_id=cp.head_id,
+                   total_rows=cp.total_rows, key_id=cp.key_id)  # fmt: skip
+
+
+NO_CHECKPOINTS = "no public key / checkpoint directory configured for the API: the hash chain only"
+
+
 class ChainStatus(BaseModel):
-    intact: bool
+    """`anpr-stream audit verify`: the hash chain and, when the API has the signer's public key and a copy of the
+    checkpoint directory (ANPR_AUDIT_PUBLIC_KEY, ANPR_AUDIT_CHECKPOINT_DIR), every row against the signed
+    checkpoints."""
+
+    intact: bool = Field(description="the whole verification passed: the hash chain and, when `checkpoints_verified`, "
+                         "the signed checkpoints (false too when the configured key cannot be read)")  # fmt: skip
     rows: int
     last_id: int | None
-    broken: str | None = Field(description="the first altered, removed or inserted row")
-    note: str | None
+    broken: str | None = Field(description="the first altered, removed or inserted row (or bad checkpoint)")
+    note: str | None = Field(description="not a break, but worth a look (e.g. verified by the hash chain only)")
+    checkpoints_verified: bool = Field(
+        default=False,
+        description="the rows were compared with the signed checkpoints (false: no public key / checkpoint "
+        "directory configured for the API, or the key could not be read)",
+    )
+    checkpoints: int | None = Field(default=None, description="signed checkpoints relied on (signature and link "
+                                    "verified)")  # fmt: skip
+    last_checkpoint: LastCheckpoint | None = Field(default=None, description="the last signed checkpoint")
+    signed_rows: int | None = Field(default=None, description="rows that match a signed checkpoint")
+    unsigned_tail: int | None = Field(
+        default=None, description="rows appended since the last checkpoint (covered by the hash chain alone)"
+    )
+    findings: list[str] = Field(
+        default_factory=list,
+        description="what the checkpoints show: a signed row forged, altered, removed or missing, a checkpoint that "
+        "does not verify (bad signature), is missing or conflicts, a key that cannot be read",
+    )
 
 
 class DpoReport(BaseModel):
@@ -254,6 +299,55 @@ async def authorisation_sections(
     )
 
 
+def _join(*notes: str | None) -> str | None:
+    return "; ".join(n for n in notes if n) or None
+
+
+async def _chain_only(conn: asyncpg.Connection, why: str, findings: list[str] | None = None) -> ChainStatus:
+    """The hash chain alone (`verify_audit`), saying why; `findings` (a key that cannot be read) make it not intact."""
+    chain = await verify_audit(conn)
+    problems = [*(findings or []), *([str(chain.broken)] if chain.broken else [])]
+    return ChainStatus(
+        intact=chain.intact and not problems, rows=chain.rows, last_id=chain.last_id,
+        broken=str(chain.broken) if chain.broken else None, note=_join(why, chain.note), findings=problems,
+    )  # fmt: skip
+
+
+async def audit_chain(
+    conn: asyncpg.Connection,
+    public_key: Ed25519PublicKey | Path | None,
+    checkpoint_dir: CheckpointDir | Path | None,
+) -> ChainStatus:
+    """The audit chain's state: against the signed checkpoints when both the key and the directory are given, else
+    the hash chain alone (with a note). A key or directory that cannot be read is a finding, never an exception: the
+    report still answers."""
+    if public_key is None or checkpoint_dir is None:
+        return await _chain_only(conn, NO_CHECKPOINTS)
+    if isinstance(public_key, Path):
+        try:
+            public_key = load_public_key(public_key)
+        except (OSError, ValueError, SignerError) as exc:
+            reason = f"the public key {public_key} cannot be read: {exc}"
+            return await _chain_only(conn, f"{reason}: the hash chain only", [reason])
+    directory = checkpoint_dir if isinstance(checkpoint_dir, CheckpointDir) else CheckpointDir(checkpoint_dir)
+    try:
+        # The directory only, never the checkpoint topic: under the Kafka ACLs the API's principal has no READ on it
+        # (anpr_stream/devinfra/kafka_secure.py acl_plan: only the audit signer reads and writes it). A checkpoint
+        # removed from the directory but kept on the topic is `anpr-stream audit verify --kafka`'s to find.
+        result = await verify_with_checkpoints(conn, public_key, directory)
+    except OSError as exc:  # the directory (or a file in it) unreadable: say so, verify the chain alone
+        reason = f"the checkpoint directory {directory.path} cannot be read: {exc}"
+        return await _chain_only(conn, f"{reason}: the hash chain only", [reason])
+    first = result.first
+    last = result.last_checkpoint
+    return ChainStatus(
+        intact=result.intact, rows=result.rows, last_id=result.last_id, broken=str(first) if first else None,
+        note=_join(*result.notes), checkpoints_verified=True, checkpoints=result.checkpoints,
+        last_checkpoint=LastCheckpoint.of(last) if last is not None else None, signed_rows=result.signed_rows,
+        unsigned_tail=result.unsigned_tail, findings=[str(f) for f in result.findings],
+    )  # fmt: skip
+
+
 async def build_report(
     conn: asyncpg.Connection,
     policy: RetentionPolicy,
@@ -262,9 +356,12 @@ async def build_report(
     until: datetime,
     denied_limit: int = DENIED_LIMIT,
     kafka: Settings | str | None = None,
+    public_key: Ed25519PublicKey | Path | None = None,
+    checkpoint_dir: CheckpointDir | Path | None = None,
 ) -> DpoReport:
     """The whole report as of `now`; requests and purges within [since, until). `conn` must not be inside a
-    transaction (the chain is verified in a snapshot of its own)."""
+    transaction (the chain is verified in a snapshot of its own). With `public_key` (or its PEM file) and
+    `checkpoint_dir` the audit chain is also verified against the signed checkpoints."""
     held = await holdings(conn, policy, now)
     purges = await conn.fetch(
         """SELECT ran_at, as_of, policy, cardinality(dropped_partitions) AS partitions_dropped, dropped_partitions,
@@ -288,7 +385,7 @@ async def build_report(
     denied_total = await conn.fetchval(
         "SELECT count(*) FROM audit_log WHERE NOT allowed AND at >= $1 AND at < $2", since, until
     )
-    chain = await verify_audit(conn)
+    chain = await audit_chain(conn, public_key, checkpoint_dir)
     check = await retention_check(conn, policy, now, kafka)  # topics and tables; `kafka` None or str: no topics
     restricted, revoked, unused = await authorisation_sections(conn, now, since, until)
     return DpoReport(
@@ -299,6 +396,5 @@ async def build_report(
         denied=[DeniedRequest(**dict(r)) for r in denied],
         denied_total=int(denied_total),
         restricted_requests=restricted, revoked_requests=revoked, unused_authorisations=unused,
-        audit_chain=ChainStatus(intact=chain.intact, rows=chain.rows, last_id=chain.last_id,
-                                broken=str(chain.broken) if chain.broken else None, note=chain.note),
+        audit_chain=chain,
     )  # fmt: skip

@@ -1,5 +1,6 @@
 """The DPO report on the real database, by the CLI and the API: holdings against the policy (violations named),
-purge history, requests per user and purpose, denials, the audit chain's state; JSON and CSV; audited."""
+purge history, requests per user and purpose, denials, the audit chain's state (against the signed checkpoints when
+the API has the public key and the checkpoint directory); JSON and CSV; audited."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import csv
 import getpass
 import io
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,12 +19,15 @@ import pytest
 from anpr_stream.api.registry import Registration, insert
 from anpr_stream.audit import AuditRecord
 from anpr_stream.audit.log import append_audit
+from anpr_stream.dpo.report import NO_CHECKPOINTS, build_report
 from anpr_stream.retention import preset
 from anpr_stream.retention.policy import Access
 from anpr_stream.retention.purge import purge
 from tests.integration.conftest import Namespace
 from tests.integration.test_api_access import headers, plant_hit
+from tests.integration.test_audit_checkpoints import Signer, _rewrite, _signed_log
 from tests.integration.test_authorisations_cli import registered_id, registration
+from tests.integration.test_retention_audit import _append
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +83,11 @@ async def test_cli_report_json_and_csv(namespace: Namespace, planted: datetime, 
     assert requests == {("alice", "burglary"): (2, 0, 6), ("alice", "theft"): (0, 1, 0), ("bob", None): (0, 1, 0),
                         ("system:purge", None): (1, 0, 0)}  # fmt: skip
     assert [d["actor"] for d in report["denied"]] == ["bob", "alice"] and report["denied_total"] == 2
-    assert report["audit_chain"] == {"intact": True, "rows": 5, "last_id": 5, "broken": None, "note": None}
+    # The CLI passes no checkpoints: the hash chain alone, and the report says so.
+    assert report["audit_chain"] == {
+        "intact": True, "rows": 5, "last_id": 5, "broken": None, "note": NO_CHECKPOINTS, "checkpoints_verified": False,
+        "checkpoints": None, "last_checkpoint": None, "signed_rows": None, "unsigned_tail": None, "findings": [],
+    }  # fmt: skip
 
     out = f"{tmp_path}/report.csv"
     done = namespace.cli("dpo", "report", "--format", "csv", "--output", out)
@@ -123,6 +133,9 @@ async def test_api_report_for_dpo_and_admin_only(namespace: Namespace, planted: 
             if role in ("dpo", "admin"):
                 assert got.status_code == 200, got.text
                 assert got.json()["violations"][0].startswith("passages: oldest")
+                chain = got.json()["audit_chain"]  # no ANPR_AUDIT_PUBLIC_KEY / ANPR_AUDIT_CHECKPOINT_DIR: chain only
+                assert chain["intact"] and not chain["checkpoints_verified"] and chain["note"] == NO_CHECKPOINTS
+                assert chain["last_checkpoint"] is None and chain["findings"] == []
             else:
                 assert got.status_code == 403 and f"role {role} may not use dpo.report" in got.json()["detail"]
         auth = {"Authorization": f"Bearer {tokens['dpo']}"}
@@ -317,3 +330,106 @@ async def test_api_report_registry_sections(namespace: Namespace) -> None:
         (spare["authorisation_id"], True)]  # fmt: skip
     (row,) = csv.DictReader(io.StringIO(csv_got.text))
     assert row["revocation_reason"] == "'=decision withdrawn" and row["id"] == str(cited)
+
+
+async def test_api_report_states_the_last_signed_checkpoint(namespace: Namespace, tmp_path: Path) -> None:
+    """With ANPR_AUDIT_PUBLIC_KEY and ANPR_AUDIT_CHECKPOINT_DIR the API's report verifies the audit chain against the
+    signed checkpoints: the last one, the rows appended since; a signed row rewritten and re-hashed by the database
+    owner (unseen by the hash chain alone) makes it not intact, with a finding naming the row."""
+    token = namespace.add_user("cp-dpo", "dpo")
+    signer = Signer(namespace, tmp_path)
+    rows = await _signed_log(namespace, signer)  # two checkpoints
+    last = json.loads(signer.files()[-1].read_text())["checkpoint"]
+    conn = await namespace.db()
+    try:
+        await _append(conn, 3, start=8)  # after the last checkpoint
+        total = await conn.fetchval("SELECT count(*) FROM audit_log")
+        tail = await conn.fetchval("SELECT count(*) FROM audit_log WHERE id > $1", last["head_id"])
+    finally:
+        await conn.close()
+    assert last["head_id"] == rows[-1].id and tail == 3
+    base = namespace.start_api(extra_env={"ANPR_AUDIT_PUBLIC_KEY": str(signer.public),
+                                          "ANPR_AUDIT_CHECKPOINT_DIR": str(signer.dir)})  # fmt: skip
+    auth = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        got = await client.get("/v1/dpo/report", headers=auth)
+        assert got.status_code == 200, got.text
+        chain = got.json()["audit_chain"]
+        assert {k: chain[k] for k in ("intact", "rows", "broken", "checkpoints_verified", "checkpoints", "signed_rows",
+                                      "unsigned_tail", "findings")} == {
+            "intact": True, "rows": total, "broken": None, "checkpoints_verified": True, "checkpoints": 2,
+            "signed_rows": last["total_rows"], "unsigned_tail": 3, "findings": [],
+        }  # fmt: skip
+        assert chain["last_checkpoint"] == {
+            "seq": 2, "issued_at": last["issued_at"].replace("+00:00", "Z"), "reason": "manual",
+            "head_id": rows[-1].id, "total_rows": last["total_rows"], "key_id": last["key_id"],
+        }  # fmt: skip
+        assert "3 row(s) after the last checkpoint (2," in chain["note"]
+        got = await client.get("/v1/dpo/report", headers=auth, params={"format": "csv", "section": "audit_chain"})
+        (row,) = csv.DictReader(io.StringIO(got.text))
+        # The first report's own audit row (appended after its walk) is unsigned too by now.
+        assert (row["intact"], row["checkpoints_verified"], row["checkpoint_seq"], row["checkpoint_head_id"],
+                row["unsigned_tail"], row["findings"]) == ("true", "true", "2", str(rows[-1].id), "4", "")  # fmt: skip
+
+        # The owner rewrites a signed row and re-hashes the chain: the hash chain alone still verifies.
+        target = rows[2].id
+        conn = await namespace.db()
+        try:
+            await _rewrite(conn, lambda rs: [replace(r, purpose="routine check") if r.id == target else r
+                                             for r in rs])  # fmt: skip
+        finally:
+            await conn.close()
+        assert namespace.cli("audit", "verify").returncode == 0
+        got = await client.get("/v1/dpo/report", headers=auth)
+        assert got.status_code == 200, got.text
+        chain = got.json()["audit_chain"]
+        assert not chain["intact"] and chain["checkpoints_verified"]
+        assert chain["broken"] == chain["findings"][0]
+        assert chain["findings"][0].startswith(f"altered: row id {target}: its row_hash is not the one signed in "
+                                               "checkpoint 1"), chain  # fmt: skip
+        got = await client.get("/v1/dpo/report", headers=auth, params={"format": "csv", "section": "audit_chain"})
+        (row,) = csv.DictReader(io.StringIO(got.text))
+        assert row["intact"] == "false" and row["findings"].startswith(f"altered: row id {target}")
+
+    # A key file that cannot be read: the report still answers, not intact, saying why.
+    bad = tmp_path / "not-a-key.pub"
+    bad.write_text("not a key")
+    base = namespace.start_api(extra_env={"ANPR_AUDIT_PUBLIC_KEY": str(bad),
+                                          "ANPR_AUDIT_CHECKPOINT_DIR": str(signer.dir)})  # fmt: skip
+    async with httpx.AsyncClient(base_url=base, timeout=60) as client:
+        got = await client.get("/v1/dpo/report", headers=auth)
+    assert got.status_code == 200, got.text
+    chain = got.json()["audit_chain"]
+    assert not chain["intact"] and not chain["checkpoints_verified"] and chain["last_checkpoint"] is None
+    assert chain["findings"][0].startswith(f"the public key {bad} cannot be read") and str(bad) in chain["note"]
+
+
+async def test_build_report_with_and_without_checkpoints(namespace: Namespace, tmp_path: Path) -> None:
+    """build_report itself: the key as a file or loaded, an empty or missing directory, only one of the two."""
+    signer = Signer(namespace, tmp_path)
+    conn = await namespace.db()
+    try:
+        await _append(conn, 2)
+        now = datetime.now(UTC)
+        args = (conn, preset("be"), now, now - timedelta(days=30), now)
+        # No checkpoint yet: verified, nothing signed, every row in the unsigned tail.
+        empty = (await build_report(*args, public_key=signer.public, checkpoint_dir=signer.dir)).audit_chain
+        assert (empty.intact, empty.checkpoints_verified, empty.checkpoints, empty.last_checkpoint,
+                empty.unsigned_tail) == (True, True, 0, None, 2)  # fmt: skip
+        assert empty.note is not None and f"no checkpoints in {signer.dir}" in empty.note
+        done = signer.checkpoint("--no-kafka")
+        assert done.returncode == 0, done.stderr.decode()
+        await _append(conn, 1, start=2)
+        chain = (await build_report(*args, public_key=signer.public, checkpoint_dir=signer.dir)).audit_chain
+        assert chain.intact and chain.last_checkpoint is not None and chain.last_checkpoint.seq == 1
+        assert (chain.signed_rows, chain.unsigned_tail, chain.last_checkpoint.total_rows) == (2, 1, 2)
+        # Only the key, or only the directory: the hash chain alone, with the note.
+        for key, directory in ((signer.public, None), (None, signer.dir)):
+            alone = (await build_report(*args, public_key=key, checkpoint_dir=directory)).audit_chain
+            assert alone.intact and not alone.checkpoints_verified and alone.note == NO_CHECKPOINTS
+        # A missing key file: not intact, the reason named.
+        missing = (await build_report(*args, public_key=tmp_path / "gone.pub", checkpoint_dir=signer.dir)).audit_chain
+        assert not missing.intact and not missing.checkpoints_verified
+        assert "gone.pub cannot be read" in missing.findings[0]
+    finally:
+        await conn.close()

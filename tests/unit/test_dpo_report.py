@@ -15,6 +15,7 @@ from anpr_stream.dpo.report import (
     ChainStatus,
     DeniedRequest,
     DpoReport,
+    LastCheckpoint,
     PurgeRun,
     RequestCount,
     RestrictedRequest,
@@ -78,6 +79,17 @@ def _retention_check() -> RetentionCheck:
     )  # fmt: skip
 
 
+def _chain() -> ChainStatus:
+    return ChainStatus(
+        intact=False, rows=9, last_id=9, broken="altered: row id 3: its row_hash is not the one signed in checkpoint 1",
+        note="2 row(s) after the last checkpoint", checkpoints_verified=True, checkpoints=2,
+        last_checkpoint=LastCheckpoint(seq=2, issued_at=NOW - D, reason="purge", head_id=7, total_rows=7,
+                                       key_id="0123456789abcdef"),
+        signed_rows=7, unsigned_tail=2,
+        findings=["altered: row id 3: its row_hash is not the one signed in checkpoint 1", "=bad-checkpoint: x"],
+    )  # fmt: skip
+
+
 def _report() -> DpoReport:
     holdings = [assess(c, 3, NOW - 400 * D, preset("be"), NOW) for c in DataClass]
     return DpoReport(
@@ -91,7 +103,7 @@ def _report() -> DpoReport:
         denied=[DeniedRequest(id=4, at=NOW, actor="ines", role="investigator", endpoint="hits.list",
                               reason="needs X-Purpose", purpose=None, case_reference=None)],
         denied_total=1,
-        audit_chain=ChainStatus(intact=True, rows=4, last_id=4, broken=None, note=None),
+        audit_chain=_chain(),
         retention_check=_retention_check(),
         restricted_requests=[RestrictedRequest(**_restricted(5)),
                              RestrictedRequest(**_restricted(6, "=cmd|' /C calc'!A0", actor_id=None, allowed=False,
@@ -124,8 +136,45 @@ def test_csv_all_sections() -> None:
     assert rows[4]["dropped_partitions"] == "passages_20251101 passages_20251102"
     assert rows[5]["purpose"] == 'theft, "Rekem"'  # quoting survives the round trip
     assert rows[6]["purpose"] == "" and rows[6]["reason"] == "needs X-Purpose"
-    assert rows[7]["intact"] == "true" and rows[7]["broken"] == ""
+    assert rows[7]["intact"] == "false" and rows[7]["broken"].startswith("altered: row id 3")
     assert all(r["at"].endswith("Z") for r in rows if r["section"] == "denied")
+
+
+def test_chain_status_without_checkpoints_validates() -> None:
+    chain = ChainStatus(intact=True, rows=4, last_id=4, broken=None, note=None)
+    assert (chain.checkpoints_verified, chain.checkpoints, chain.last_checkpoint, chain.signed_rows,
+            chain.unsigned_tail, chain.findings) == (False, None, None, None, None, [])  # fmt: skip
+    (row,) = csv.DictReader(io.StringIO(to_csv(_report().model_copy(update={"audit_chain": chain}), "audit_chain")))
+    assert (row["checkpoints_verified"], row["checkpoint_seq"], row["checkpoint_issued_at"], row["unsigned_tail"],
+            row["findings"]) == ("false", "", "", "", "")  # fmt: skip
+
+
+def test_csv_audit_chain_section() -> None:
+    text = to_csv(_report(), "audit_chain")
+    assert text.startswith("intact,rows,last_id,broken,note,checkpoints_verified,checkpoints,checkpoint_seq,"
+                           "checkpoint_issued_at,checkpoint_reason,checkpoint_head_id,checkpoint_total_rows,"
+                           "checkpoint_key_id,signed_rows,unsigned_tail,findings\r\n")  # fmt: skip
+    (row,) = csv.DictReader(io.StringIO(text))
+    assert {k: row[k] for k in ("intact", "checkpoints_verified", "checkpoints", "checkpoint_seq",
+                                "checkpoint_issued_at", "checkpoint_reason", "checkpoint_head_id",
+                                "checkpoint_total_rows", "checkpoint_key_id", "signed_rows", "unsigned_tail")} == {
+        "intact": "false", "checkpoints_verified": "true", "checkpoints": "2", "checkpoint_seq": "2",
+        "checkpoint_issued_at": "2026-11-27T12:00:00Z", "checkpoint_reason": "purge", "checkpoint_head_id": "7",
+        "checkpoint_total_rows": "7", "checkpoint_key_id": "0123456789abcdef", "signed_rows": "7",
+        "unsigned_tail": "2",
+    }  # fmt: skip
+    # findings joined, formula-safe
+    assert row["findings"] == ("altered: row id 3: its row_hash is not the one signed in checkpoint 1; "
+                               "=bad-checkpoint: x")  # fmt: skip
+    combined = list(csv.DictReader(io.StringIO(to_csv(_report()))))
+    assert combined[7]["checkpoint_seq"] == "2" and combined[8]["checkpoint_seq"] == ""
+
+
+def test_chain_status_in_the_openapi_schema() -> None:
+    fields = DpoReport.model_json_schema()["$defs"]["ChainStatus"]["properties"]
+    assert {"checkpoints_verified", "checkpoints", "last_checkpoint", "signed_rows", "unsigned_tail",
+            "findings"} <= set(fields)  # fmt: skip
+    assert all(fields[k].get("description") for k in ("intact", "checkpoints_verified", "unsigned_tail", "findings"))
 
 
 def test_csv_registry_sections() -> None:
