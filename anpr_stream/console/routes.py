@@ -1,5 +1,7 @@
-"""Serving the dispatch console: its page and static files (no authentication: they hold no data) and the zone map
-(authenticated and audited like the camera list it draws)."""
+"""Serving the browser pages: the dispatch console (`/console`) and the investigators' and DPO's workspace
+(`/workspace`), their static files (no authentication: they hold no data; every request they make for data is
+authenticated, justified and audited by the API), and the zone map (authenticated and audited like the camera list
+it draws)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,11 @@ router = APIRouter()
 @router.get("/console", include_in_schema=False)
 async def console_page() -> FileResponse:
     return FileResponse(STATIC / "index.html", media_type="text/html", headers=HEADERS)
+
+
+@router.get("/workspace", include_in_schema=False)
+async def workspace_page() -> FileResponse:
+    return FileResponse(STATIC / "workspace.html", media_type="text/html", headers=HEADERS)
 
 
 @router.get("/console/static/{name}", include_in_schema=False)

@@ -128,10 +128,12 @@ async def run_demo(keep_running: bool, speed: float = 720.0) -> int:
 
 
 def _start_api(cli: list[str], env: dict[str, str], service_env: dict[str, str]) -> subprocess.Popen[bytes] | None:
-    """With --keep-running: the query API and dispatch console on 127.0.0.1 (ANPR_DEMO_API_PORT, default 8080), as
-    the worker's login, with a dispatcher and an investigator made for the demo (tokens printed once)."""
+    """With --keep-running: the query API, the dispatch console and the workspace on 127.0.0.1 (ANPR_DEMO_API_PORT,
+    default 8080), as the worker's login, with a dispatcher, an investigator and a DPO made for the demo (tokens
+    printed once)."""
     tokens = {}
-    for name, role in (("demo-dispatcher", "dispatcher"), ("demo-investigator", "investigator")):
+    users = (("demo-dispatcher", "dispatcher"), ("demo-investigator", "investigator"), ("demo-dpo", "dpo"))
+    for name, role in users:
         done = subprocess.run([*cli, "users", "add", name, "--role", role], env=env, capture_output=True, text=True,
                               check=False)  # fmt: skip
         if done.returncode != 0:
@@ -145,7 +147,10 @@ def _start_api(cli: list[str], env: dict[str, str], service_env: dict[str, str])
             [*cli, "api", "--port", port, "--loglevel", "warning"], env=service_env, stdout=log,
             stderr=subprocess.STDOUT,
         )  # fmt: skip
-    print(f"demo: dispatch console http://127.0.0.1:{port}/console (log {log_path}); API docs /docs")
+    print(
+        f"demo: dispatch console http://127.0.0.1:{port}/console, investigators' and DPO's workspace "
+        f"http://127.0.0.1:{port}/workspace (log {log_path})"
+    )
     for role, token in tokens.items():
         print(f"demo:   {role:<12} token {token}")
     return api

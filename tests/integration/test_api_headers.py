@@ -44,9 +44,12 @@ async def test_every_response_is_hardened_and_docs_are_off(namespace: Namespace)
         async with client.stream("GET", "/v1/live/hits", headers=auth) as stream:
             assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
             assert_hardened(stream)
-        page = await client.get("/console")
-        assert_hardened(page, cache="no-cache")  # a static page, no data: its own caching is kept
-        assert page.headers["content-security-policy"].startswith("default-src 'self'")
+        for path in ("/console", "/workspace", "/console/static/workspace.js", "/console/static/dpo.js"):
+            page = await client.get(path)
+            assert page.status_code == 200, path
+            assert_hardened(page, cache="no-cache")  # a static page, no data: its own caching is kept
+            assert page.headers["content-security-policy"].startswith("default-src 'self'"), path
+        assert (await client.get("/console/static/..%2Fstatic%2Fworkspace.html")).status_code == 404
         for docs in ("/docs", "/redoc", "/docs/oauth2-redirect"):
             assert (await client.get(docs)).status_code == 404, docs
         assert "paths" in answers[7].json()
