@@ -13,12 +13,12 @@
     return link(c ? c.name : id, "#camera" + query({ id }), "camera-link");
   }
 
-  function passageColumns(extra) {
+  function passageColumns(extra, span) {
     return [
       ["Time", (p) => when(p.observed_at)],
       ["Camera", (p) => cameraCell(p.camera_id)],
       ["Plate read", (p) => p.plate_read],
-      ["Plate", (p) => plateLink(p.plate)],
+      ["Plate", (p) => plateLink(p.plate, span)],
       ["Country", (p) => p.country || ""],
       ["Confidence", (p) => (p.confidence === null || p.confidence === undefined ? "" : p.confidence.toFixed(2))],
       ...(extra || []),
@@ -77,7 +77,7 @@
         since: params.get("since") || "", until: params.get("until") || "", camera: params.getAll("camera"),
       };
       const extra = asked.mode === "fuzzy" ? [["Edits", (p) => p.distance]] : [];
-      pager($("search-results"), $("search-more"), $("search-window"), passageColumns(extra), "passages",
+      pager($("search-results"), $("search-more"), $("search-window"), passageColumns(extra, asked), "passages",
         (cursor) => api("/v1/plates/search", { params: { ...asked, limit: 100, cursor } }).then((r) => r.body),
         asked);
     },
@@ -98,7 +98,7 @@
         return;
       }
       const asked = { since: params.get("since") || "", until: params.get("until") || "" };
-      pager($("camera-results"), $("camera-more"), $("camera-window"), passageColumns(), "passages",
+      pager($("camera-results"), $("camera-more"), $("camera-window"), passageColumns([], asked), "passages",
         (cursor) => api("/v1/cameras/" + encodeURIComponent(id) + "/passages",
           { params: { ...asked, limit: 100, cursor } }).then((r) => r.body),
         asked);
@@ -225,7 +225,7 @@
         "+ cameras within ±" + body.window_seconds + " s.");
       node.replaceChildren(summary, table([
         ["#", (r) => r.rank],
-        ["Plate", (r) => plateLink(r.plate)],
+        ["Plate", (r) => plateLink(r.plate, vehicle.params)],
         ["Cameras shared", (r) => r.cameras],
         ["Passages together", (r) => r.copassages],
         ["", (r) => {

@@ -402,8 +402,10 @@
     return a;
   }
 
-  function plateLink(plate) {
-    return link(plate, "#vehicle" + query({ plate }), "plate-link");
+  // A plate opens its vehicle page over the window the user was looking at (`span`: {since, until}).
+  function plateLink(plate, span) {
+    const { since, until } = span || {};
+    return link(plate, "#vehicle" + query({ plate, since, until }), "plate-link");
   }
 
   function download(blob, name) {
