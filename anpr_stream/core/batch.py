@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from anpr_stream.core.identity import passage_id
-from anpr_stream.core.matching import Match, WatchlistIndex, match_read
+from anpr_stream.core.identity import passage_key
+from anpr_stream.core.matching import Match, WatchlistIndex, match_normalised_read
 from anpr_stream.core.message import decode
-from anpr_stream.core.plates import confusion_form, normalise, plate_format
+from anpr_stream.core.plates import confusion_form, plate_format
 from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.core.readings import Reading
 from anpr_stream.core.record import InRecord
@@ -88,22 +88,23 @@ def classify(
             result.expired += 1
             continue
         try:
-            norm = normalise(reading.plate)
-            identity = str(passage_id(reading.read_id, reading.camera_id, observed, norm))
+            norm = reading.normalised_plate  # normalised once, at validation
+            identity = passage_key(reading.read_id, reading.camera_id, observed, norm)
             if identity in seen:
                 result.duplicates += 1
                 continue
+            form = confusion_form(norm)
             passage = Passage(
                 record=record,
                 reading=reading,
                 passage_id=identity,
                 plate_norm=norm,
-                plate_class=confusion_form(norm),
+                plate_class=form,
                 plate_format=plate_format(norm, reading.country),
                 camera_known=cameras.get(reading.camera_id) is not None,
             )
             if len(index):
-                passage.matches = match_read(index, norm, reading.candidates, observed, policy)
+                passage.matches = match_normalised_read(index, norm, form, reading.candidates, observed, policy)
         except Exception as exc:
             result.rejected.append(Rejection(record, internal_error(MATCH, exc), MATCH))
             continue

@@ -36,6 +36,13 @@ def passage_id(read_id: str, camera_id: str, observed_at: datetime, plate_norm: 
     return uuid.UUID(bytes=hashlib.sha256(text.encode()).digest()[:16])
 
 
+def passage_key(read_id: str, camera_id: str, observed_at: datetime, plate_norm: str) -> str:
+    """`str(passage_id(...))` without building the UUID object: the worker's hot path (one per read)."""
+    text = _SEP.join((read_id, camera_id, str(epoch_micros(observed_at)), plate_norm))
+    h = hashlib.sha256(text.encode()).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
 def hit_id(passage: uuid.UUID | str, entry_id: str) -> uuid.UUID:
     """Deterministic: the same passage and entry give the same id on every replay, resend and worker."""
     return uuid.uuid5(HIT_NAMESPACE, f"{passage}{_SEP}{entry_id}")

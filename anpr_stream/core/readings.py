@@ -71,10 +71,12 @@ class Reading:
     # Typed views of extra["candidates"] and extra["position"], built once at validation.
     candidates: tuple[Candidate, ...] = ()
     position: Position | None = None
+    # The plate normalised, as validation computed it (every later stage uses this one: normalised once per read).
+    plate_norm: str = ""
 
     @property
     def normalised_plate(self) -> str:
-        return normalise(self.plate)
+        return self.plate_norm or normalise(self.plate)
 
 
 def _has_control(text: str) -> bool:
@@ -168,9 +170,36 @@ def _position(value: object) -> Position:
     return Position(lat, lon, heading)
 
 
+def _flat_and_clean(extra: Mapping[str, Any]) -> bool:
+    """True when every extra field is a scalar the walk below would accept (what cameras send: direction, lane,
+    vehicle, image_ref): one pass, no paths built. False sends the fields to the full walk, which gives the reason."""
+    for key, value in extra.items():
+        if type(key) is not str or not key or len(key) > MAX_EXTRA_KEY or not key.isprintable():
+            return False
+        kind = type(value)
+        if kind is str:
+            if len(value) > MAX_EXTRA_STRING or not value.isprintable():
+                return False
+        elif kind is int:
+            if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                return False
+        elif kind is float:
+            if not math.isfinite(value):
+                return False
+        elif value is not None and kind is not bool:
+            return False  # an object, an array (or what no JSON decoder makes): the walk decides
+    return True
+
+
 def _check_values(extra: Mapping[str, Any]) -> None:
     if len(extra) > MAX_EXTRA_FIELDS:
         raise InvalidReading(f"{len(extra)} extra fields, more than {MAX_EXTRA_FIELDS}")
+    if not _flat_and_clean(extra):
+        _walk(extra)
+
+
+def _walk(extra: Mapping[str, Any]) -> None:
+    """Every key and value at every depth, with the path of the first refused one."""
     values = 0
     stack: list[tuple[str, object, int]] = [(key, value, 0) for key, value in extra.items()]
     for key, _, _ in stack:
@@ -278,4 +307,5 @@ def reading_from_mapping(d: Mapping[str, object]) -> Reading:
         extra=extra,
         candidates=candidates,
         position=position,
+        plate_norm=normalised,
     )

@@ -77,10 +77,10 @@ def test_copies_of_a_read_in_one_batch_are_one_passage_and_a_reused_read_id_is_n
 class ExplodingIndex(WatchlistIndex):
     """The real index, but matching one plate raises: a bug that only one read triggers."""
 
-    def match(self, plate: str, at: object, policy: object) -> list:  # type: ignore[override,type-arg]
+    def match_normalised(self, plate: str, form: str, at: object, policy: object) -> list:  # type: ignore[override,type-arg]
         if plate == "6BOOM666":
             raise RuntimeError("index corrupted for this plate")
-        return super().match(plate, at, policy)  # type: ignore[arg-type]
+        return super().match_normalised(plate, form, at, policy)  # type: ignore[arg-type]
 
 
 def test_a_record_that_makes_matching_raise_is_refused_and_the_batch_goes_on() -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
-from anpr_stream.core.identity import epoch_micros, hit_id, passage_id, read_hit_id
+from hypothesis import given
+from hypothesis import strategies as st
+
+from anpr_stream.core.identity import epoch_micros, hit_id, passage_id, passage_key, read_hit_id
 from tests.unit.fixtures import body
 
 AT = datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC)
@@ -36,3 +39,12 @@ def test_hit_ids_are_deterministic_and_distinct() -> None:
 def test_a_consumer_computes_a_hit_id_from_the_read_as_sent() -> None:
     read = body("r1", "1 hgt 904", AT.astimezone(timezone(timedelta(hours=-3))), camera="CAM")
     assert read_hit_id(read, "SV-1") == str(hit_id(passage_id("r1", "CAM", AT, "1HGT904"), "SV-1"))
+
+
+@given(
+    st.text(min_size=1, max_size=20), st.text(min_size=1, max_size=20),
+    st.datetimes(timezones=st.just(UTC)), st.from_regex(r"[A-Z0-9]{1,16}", fullmatch=True),
+)  # fmt: skip
+def test_the_worker_s_passage_key_is_the_passage_id(read_id: str, camera: str, at: datetime, plate: str) -> None:
+    """The hot path's string form (no UUID object) is the same id every other caller derives."""
+    assert passage_key(read_id, camera, at, plate) == str(passage_id(read_id, camera, at, plate))

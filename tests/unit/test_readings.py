@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from anpr_stream.core.message import decode
 from anpr_stream.core.readings import (
@@ -253,3 +256,24 @@ def test_hostile_candidates_and_positions_are_refused_with_a_reason(extra: dict[
         decoded = kafka(extra)
         assert isinstance(decoded, str)
         assert decoded.startswith(("schema: candidates", "schema: position")) or re.search(reason, decoded), decoded
+
+
+_SCALARS = (
+    st.text(max_size=1100)
+    | st.integers(min_value=-(2**60), max_value=2**60)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.booleans()
+    | st.none()
+)
+
+
+@given(st.dictionaries(st.text(max_size=70), _SCALARS | st.lists(_SCALARS, max_size=3), max_size=6))
+def test_the_flat_fast_path_accepts_nothing_the_full_walk_refuses(extra: dict[str, object]) -> None:
+    """Cameras' usual extra fields skip the walk over every value (readings._flat_and_clean): only when the walk
+    itself would accept them."""
+    from anpr_stream.core.readings import _flat_and_clean, _walk
+
+    if _flat_and_clean(extra):
+        _walk(extra)  # raises InvalidReading if the fast path let through what the walk refuses
+    with contextlib.suppress(InvalidReading):
+        check_extra(extra)

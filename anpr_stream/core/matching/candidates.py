@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from anpr_stream.core.matching.index import Match, WatchlistIndex
-from anpr_stream.core.plates import normalise
+from anpr_stream.core.plates import confusion_form, normalise
 from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.core.readings import Candidate
 
@@ -30,10 +30,23 @@ def match_read(
 ) -> list[Match]:
     """The best plate's matches (as `index.match`), then those of the candidates each list's policy takes, in rank
     order; one match per entry."""
-    matches = index.match(plate, observed_at, policy)
+    normalised = normalise(plate)
+    return match_normalised_read(index, normalised, confusion_form(normalised), candidates, observed_at, policy)
+
+
+def match_normalised_read(
+    index: WatchlistIndex,
+    normalised: str,
+    form: str,
+    candidates: tuple[Candidate, ...],
+    observed_at: datetime,
+    policy: MatchPolicy,
+) -> list[Match]:
+    """`match_read` of a plate normalised already, with its confusion form: the worker computes both once a read."""
+    matches = index.match_normalised(normalised, form, observed_at, policy)
     if not candidates or not policy.max_candidates:
         return matches
-    best = normalise(plate)
+    best = normalised
     seen = {m.entry.entry_id for m in matches}
     found: dict[str, list[Match]] = {}  # per candidate text: an engine may repeat one at two ranks
     for rank, candidate in enumerate(candidates[: policy.max_candidates], start=1):

@@ -139,7 +139,12 @@ class WatchlistIndex:
         normalised = normalise(plate)
         if not normalised:
             return []
-        form = confusion_form(normalised)
+        return self.match_normalised(normalised, confusion_form(normalised), observed_at, policy)
+
+    def match_normalised(self, normalised: str, form: str, observed_at: datetime, policy: MatchPolicy) -> list[Match]:
+        """`match` of a plate normalised already, with its confusion form (the worker computes both once a read)."""
+        if not normalised:
+            return []
         max_distance = policy.max_distance
         if max_distance == 1:
             # The form and its single-character deletions, as tuples: combinations() builds them in one C call.
