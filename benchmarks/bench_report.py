@@ -37,6 +37,7 @@ from typing import Any
 import asyncpg
 import bench_matching as bm
 import bench_pipeline as bp
+import bench_storage as bs
 import orjson
 import plots
 from aiokafka.admin import AIOKafkaAdminClient
@@ -326,11 +327,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     say("infrastructure: starting or attaching to Kafka and PostgreSQL ...")
     found = await asyncio.to_thread(endpoints.resolve, os.environ)
     tag = uuid.uuid4().hex[:8]
-    schema, faust_schema = f"bench_{tag}", f"bench_{tag}_faust"
+    schema, faust_schema, floor_schema = f"bench_{tag}", f"bench_{tag}_faust", f"bench_{tag}_floor"
     conn = await asyncpg.connect(found.database_url)
     try:
         pg_version = str(await conn.fetchval("SHOW server_version"))
-        for name in (schema, faust_schema):
+        for name in (schema, faust_schema, floor_schema):
             await conn.execute(f'CREATE SCHEMA "{name}"')
     finally:
         await conn.close()
@@ -415,7 +416,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         paced_phases = bp.phase_profile(port, backlog_phases)
         stop_children(proc)
 
-        # -- contender 3: the faust agent, without and with the per-event INSERT
+        # -- contender 3: the storage floor (the same backlog, decoded, its passage rows COPYed into the same schema)
+        say("storage floor: the same backlog decoded and COPYed into a fresh migrated schema ...")
+        floor_env = {**env, "ANPR_DATABASE_URL": endpoints.with_search_path(found.database_url, floor_schema)}
+        subprocess.run([*cli, "migrate"], env=floor_env, cwd=ROOT, check=True, capture_output=True, timeout=300)
+        floor_timeline: list[tuple[float, float]] = []
+        floor_rate = await bs.storage_floor(
+            found.kafka_bootstrap, reads_topic, total, floor_env["ANPR_DATABASE_URL"], floor_timeline
+        )
+        say(f"  {floor_rate:,.0f} rows/s; the worker is {worker_rate / floor_rate:.2f} of it")
+        say(f"each index's write cost: {args.index_rows:,} rows COPYed with and without each index ...")
+        index_rows = [
+            bs.passage_row(line, 0, i)
+            for i, (_, line) in enumerate(zip(range(args.index_rows), read_lines(traffic), strict=False))
+        ]
+        indexes = await bs.index_costs(found.database_url, index_rows)
+
+        # -- contender 4: the faust agent, without and with the per-event INSERT
         faust_common = [
             "--bootstrap", found.kafka_bootstrap, "--topic", reads_topic, "--policy", WORKER_POLICY,
             "--datadir", str(faust_datadir), "--watchlist", *map(str, lists),
@@ -441,7 +458,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         for proc in procs:
             stop_children(proc)
         with contextlib.suppress(Exception):
-            await drop_schemas(found.database_url, [schema, faust_schema])
+            await drop_schemas(found.database_url, [schema, faust_schema, floor_schema])
         with contextlib.suppress(Exception):
             await remove_topics(found.kafka_bootstrap, tag)
         for scratch in (traffic, *(RESULTS / f"report-{name}-list-{tag}.csv" for name in ("planted", "latency"))):
@@ -466,6 +483,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "hits": int(bp.metric_total(metrics_text, "anpr_hits_total")),
                 "batches": int(bp.metric_total(metrics_text, "anpr_batches_total")),
             },
+            "storage_floor": {
+                "reads_per_s": round(floor_rate),
+                "ratio": round(floor_rate / raw_median, 4),
+                "worker_over_floor": round(worker_rate / floor_rate, 3),
+            },
             "faust_agent": {
                 "reads_per_s": round(faust_rate),
                 "ratio": round(faust_rate / raw_median, 4),
@@ -480,9 +502,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         timelines={
             "raw_loop": raw_timeline,
             "worker": worker_timeline,
+            "storage_floor": floor_timeline,
             "faust_agent": faust_timelines["nodb"],
             "faust_agent_insert": faust_timelines["db"],
         },
+        indexes=indexes,
         latency=latency_rows,
         latency_samples_ms={str(k): [round(1000 * s, 2) for s in v] for k, v in samples_at.items()},
         watchlist_size=sizes,
@@ -499,9 +523,29 @@ def fmt(value: float | None, digits: int = 0) -> str:
     return "n/a" if value is None else f"{value:,.{digits}f}"
 
 
+def index_section(ix: dict[str, Any]) -> list[str]:
+    """Each index's write cost: the floor (COPY of the same rows) without it over the floor with every index."""
+    out = [
+        "## Storage: each index's write cost",
+        "",
+        f"{ix['rows']:,} passage rows of the backlog (built once, in memory) COPYed in batches of 2,000 into fresh "
+        f"migrated schemas, with every index, without each secondary index of `passages` in turn, and with the "
+        f"primary key alone; median of {ix['repeats']} interleaved runs. *Share*: the part of the write time with "
+        "every index that dropping this one saves.",
+        "",
+        "| variant | rows/s | × all indexes | share |",
+        "|---|---:|---:|---:|",
+    ]
+    for row in ix["variants"]:
+        share = "" if row["index_share"] is None else f"{100 * row['index_share']:.0f}%"
+        out.append(f"| {row['variant']} | {row['rows_per_s']:,} | {row['x_all_indexes']:.3f} | {share} |")
+    return [*out, ""]
+
+
 def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[str], str]) -> str:
     m, t = r["machine"], r["throughput"]
     raw, worker, faust, faust_db = t["raw_loop"], t["worker"], t["faust_agent"], t["faust_agent_insert"]
+    floor = t["storage_floor"]
     out = [
         "# anpr-stream benchmark report",
         "",
@@ -513,6 +557,10 @@ def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[
         "",
         f"## Throughput: one worker on a backlog of {r['reads']:,} reads of generated zone traffic",
         "",
+        f"**The worker runs at {floor['worker_over_floor']:.2f} of the storage floor** ({worker['reads_per_s']:,} "
+        f"of {floor['reads_per_s']:,} reads/s): the floor is the same backlog decoded and its passage rows COPYed "
+        "into the same schema, with nothing else done (goal: 0.8).",
+        "",
         "| contender | × raw loop | reads/s | what it does |",
         "|---|---:|---:|---|",
         f"| raw aiokafka `getmany` + orjson loop (ceiling) | 1.000 | {raw['reads_per_s']:,} | consume and decode "
@@ -520,6 +568,9 @@ def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[
         f"| **anpr-stream worker** | **{worker['ratio']:.3f}** | **{worker['reads_per_s']:,}** | validate, match, "
         f"every passage to PostgreSQL (COPY per batch), hits + offsets in one Kafka transaction per input partition; "
         f"{worker['hits']:,} hits in {worker['batches']:,} batches |",
+        f"| storage floor | {floor['ratio']:.3f} | {floor['reads_per_s']:,} | consume, decode, build the worker's "
+        "passage rows and COPY them into the same migrated schema (every index), one transaction per batch of "
+        "2,000; no validation, matching, hits or Kafka transaction (benchmarks/bench_storage.py) |",
         f"| plain per-event faust agent, no database | {faust['ratio']:.3f} | {faust['reads_per_s']:,} | the worker's "
         f"match-stage work per read, nothing written ({faust['reads_measured']:,} reads measured) |",
         f"| plain per-event faust agent + one INSERT per read | {faust_db['ratio']:.3f} | "
@@ -534,6 +585,7 @@ def markdown(r: dict[str, Any], command: str, elapsed: float, images: Callable[[
         "",
         images("throughput.png"),
         "",
+        *index_section(r["indexes"]),
         "## Hit latency against offered rate",
         "",
         "Per dispatched hit: from the read's append to Kafka to the hit being readable (`read_committed`) on the hits "
@@ -629,6 +681,10 @@ def write_report(result: dict[str, Any], command: str, elapsed: float) -> Path:
         {
             "raw": (f"raw getmany+orjson loop ({t['raw_loop']['reads_per_s']:,}/s)", timelines["raw_loop"]),
             "worker": (f"anpr-stream worker ({t['worker']['reads_per_s']:,}/s)", timelines["worker"]),
+            "floor": (
+                f"storage floor: decode + COPY ({t['storage_floor']['reads_per_s']:,}/s)",
+                timelines["storage_floor"],
+            ),
             "faust": (f"faust agent, no DB ({t['faust_agent']['reads_per_s']:,}/s)", timelines["faust_agent"]),
             "faust_db": (
                 f"faust agent + INSERT per read ({t['faust_agent_insert']['reads_per_s']:,}/s)",
@@ -666,6 +722,7 @@ def summary(r: dict[str, Any]) -> str:
     for key, label in (
         ("raw_loop", "raw aiokafka getmany+orjson loop (median)"),
         ("worker", "anpr-stream worker, every passage to PostgreSQL"),
+        ("storage_floor", "storage floor: decode + COPY of the same rows"),
         ("faust_agent", "faust agent per event, no database"),
         ("faust_agent_insert", "faust agent per event + INSERT per read"),
     ):
@@ -711,6 +768,7 @@ def main() -> int:
     parser.add_argument("--sizes", type=ints, default=[1000, 10_000, 100_000, 1_000_000], help="watchlist sizes")
     parser.add_argument("--size-reads", type=int, default=20_000, help="reads per watchlist-size measurement")
     parser.add_argument("--profile-reads", type=int, default=50_000, help="reads under cProfile")
+    parser.add_argument("--index-rows", type=int, default=60_000, help="rows per index write-cost measurement")
     parser.add_argument("--stall-seconds", type=float, default=60, help="give up when the worker reads nothing so long")
     args = parser.parse_args()
     command = "python benchmarks/bench_report.py" + "".join(f" {a}" for a in sys.argv[1:])

@@ -15,7 +15,7 @@ from matplotlib.ticker import FuncFormatter
 
 Timeline = Sequence[tuple[float, float]]  # (time.time(), reads so far)
 PLAIN = FuncFormatter(lambda value, _: f"{value:,.0f}")  # 100, 200 on log axes, not 10^2, 2x10^2
-COLOURS = {"raw": "#7f7f7f", "worker": "#1f77b4", "faust": "#d62728", "faust_db": "#ff7f0e"}
+COLOURS = {"raw": "#7f7f7f", "worker": "#1f77b4", "floor": "#2ca02c", "faust": "#d62728", "faust_db": "#ff7f0e"}
 
 
 def rates(timeline: Timeline, window: float = 0.5) -> list[tuple[float, float]]:
