@@ -49,6 +49,11 @@ def convoy_reads(now: datetime) -> list[tuple[str, bytes]]:
             out.append((f"l{i}", reading(f"ws-l{i}", LOOSE, at + timedelta(seconds=45), camera)))
         out.append((f"n{i}", reading(f"ws-n{i}", f"9-NOI-{i:03d}", at + timedelta(seconds=30), camera)))
     out.append(("old", reading("ws-old", TARGET, now - timedelta(days=45), "LM-E314-BOORSEM-IN")))
+    # A busy camera: more passages than one page of the camera page holds.
+    busy = start + timedelta(minutes=10)
+    out += [
+        (f"b{i}", reading(f"ws-b{i}", f"5-BSY-{i:03d}", busy + timedelta(seconds=90 + i), ROUTE[1])) for i in range(110)
+    ]
     return out
 
 
@@ -262,6 +267,16 @@ async def test_investigator_and_dpo_walk_through_the_workspace(namespace: Namesp
             await page.wait_for_selector("#retro-published:has-text('Published WS-CNV-2')", timeout=20_000)
             await ns.produce([reading("ws-after", PARTNER, datetime.now(UTC), ROUTE[0])])
             await ns.wait_for_rows("SELECT count(*) FROM hits WHERE entry_id = 'WS-CNV-2'", 1, timeout=60)
+
+            # -- a camera's passages, page after page ---------------------------------------------------------
+            await page.click("a[data-view=camera]")
+            await page.select_option("#camera-form select[name=id]", ROUTE[1])
+            await page.click("#camera-form button[type=submit]")
+            await expect(page.locator("#camera-results tbody tr")).to_have_count(100, timeout=10_000)
+            assert "more on the next page" in (await page.text_content("#camera-window") or "")
+            await page.click("#camera-more")
+            await expect(page.locator("#camera-results tbody tr")).to_have_count(114, timeout=10_000)
+            assert await page.is_hidden("#camera-more"), "the last page offers no next one"
 
             await page.click("#signout")
             await page.wait_for_selector("#signin:not([hidden])")
