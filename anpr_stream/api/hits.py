@@ -235,6 +235,8 @@ def _parse_cursor(cursor: str) -> tuple[datetime | None, uuid.UUID | None]:
 
 
 async def _one_hit(call: CallDep, hit_id: uuid.UUID, extra: dict[str, Any] | None = None) -> asyncpg.Record:
+    """The hit, after role and justification; one at a camera outside the caller's scope answers exactly as a hit
+    that does not exist (a 403 naming the camera would tell that a hit is there), its audit row says why."""
     await call.check_request(extra)
     row = await call.svc.pool.fetchrow(
         f"SELECT {HIT_COLUMNS} FROM hits h {LATEST_OUTCOME} WHERE h.hit_id = $1",  # noqa: S608 -- constants
@@ -242,7 +244,15 @@ async def _one_hit(call: CallDep, hit_id: uuid.UUID, extra: dict[str, Any] | Non
     )
     if row is None:
         raise await call.deny(Denied(404, f"no hit {hit_id}"), extra)
+    if not call.user.sees_camera(row["camera_id"]):
+        raise await _as_missing(call, hit_id, "outside the caller's camera scope", extra)
     return row
+
+
+async def _as_missing(call: CallDep, hit_id: uuid.UUID, why: str, extra: dict[str, Any] | None) -> HTTPException:
+    await audit(call.svc, call.request, call.user.name, call.user.role.value, False, call.justification,
+                f"{why} (answered as no hit)", extra=extra, actor_id=call.user.user_id)  # fmt: skip
+    return HTTPException(404, f"no hit {hit_id}")
 
 
 @router.get("/{hit_id}", name="hits.get", summary="One hit with its latest outcome", response_model=HitView)
@@ -314,15 +324,8 @@ async def hit_image(call: CallDep, hit_id: uuid.UUID, kind: ImageKind) -> Respon
     answers exactly as a hit that does not exist (its audit row says why)."""
     extra = {"kind": kind.value}
     row = await _one_hit(call, hit_id, extra)
-    hidden = None
     if row["covert"] and not call.user.sees_covert:
-        hidden = "a covert hit: its images are for cleared investigators only"
-    elif not call.user.sees_camera(row["camera_id"]):
-        hidden = "outside the caller's camera scope"
-    if hidden is not None:
-        await audit(call.svc, call.request, call.user.name, call.user.role.value, False, call.justification,
-                    f"{hidden} (answered as no hit)", extra=extra, actor_id=call.user.user_id)  # fmt: skip
-        raise HTTPException(404, f"no hit {hit_id}")
+        raise await _as_missing(call, hit_id, "a covert hit: its images are for cleared investigators only", extra)
     at = row["observed_at"]
     grant = await call.grant(since=at, until=at, data_class=DataClass.HITS, cameras=[row["camera_id"]], extra=extra)
     # The passage is the read as stored (hits keep no extra fields of their own): the refs the gateway gave it.

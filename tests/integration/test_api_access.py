@@ -302,10 +302,13 @@ async def test_camera_scope(namespace: Namespace) -> None:
         assert listed.status_code == 200 and [h["hit_id"] for h in listed.json()["hits"]] == [str(mine)]
         asked = await client.get("/v1/hits", headers=auth, params={"camera": ["LM-EISDEN", "LM-LANAKEN-C"]})
         assert asked.status_code == 403 and "outside scoped's scope: LM-LANAKEN-C" in asked.json()["detail"]
+        # A hit at a camera outside the scope answers exactly as one that does not exist: nothing tells it is there.
         got = await client.get(f"/v1/hits/{other}", headers=auth)
-        assert got.status_code == 403 and "LM-LANAKEN-C" in got.json()["detail"]
+        missing = await client.get(f"/v1/hits/{uuid.uuid4()}", headers=auth)
+        assert got.status_code == missing.status_code == 404
+        assert got.json()["detail"] == f"no hit {other}" and "LM-LANAKEN-C" not in got.text
         acked = await client.post(f"/v1/hits/{other}/ack", headers=auth, json={"outcome": "intercepted"})
-        assert acked.status_code == 403
+        assert acked.status_code == 404 and "LM-LANAKEN-C" not in acked.text
         assert (await client.get(f"/v1/hits/{mine}", headers=auth)).status_code == 200
         cameras = await client.get("/v1/cameras", headers=auth)
         assert [c["camera_id"] for c in cameras.json()["cameras"]] == ["LM-EISDEN"]
