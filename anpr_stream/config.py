@@ -256,8 +256,9 @@ _VARIABLES: tuple[Variable, ...] = (
        "the hits stored; 0: no wait", "worker", _number()),
     _v("ANPR_SHUTDOWN_SECONDS", "worker", "10", "SIGTERM/SIGINT: finish and commit what it can for this long, then "
        "stop (hard exit 5 s later)", "worker", _number(_positive)),
-    _v("ANPR_PURGE_INTERVAL_SECONDS", "worker", "3600", "the worker's scheduled retention purge (0: off)", "worker",
-       _seconds()),
+    _v("ANPR_PURGE_INTERVAL_SECONDS", "worker", "3600", "the worker's maintenance loop: the trigram indexes of the "
+       "days that ended, then the scheduled retention purge (0: off; then run `retention purge` on a schedule)",
+       "worker", _seconds()),
     _v("ANPR_METRICS_PORT", "worker", "9464", "Prometheus endpoint port (0: none)", "worker", _whole()),
     _v("ANPR_METRICS_ADDR", "worker", "127.0.0.1", "Prometheus endpoint address", "worker"),
     _v("ANPR_CAMERAS_FILE", "worker", None, "camera registry (CSV)", "worker, api", _path,

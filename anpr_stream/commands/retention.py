@@ -20,6 +20,7 @@ from anpr_stream.core.rfc3339 import parse_rfc3339
 from anpr_stream.evidence import EvidenceStore
 from anpr_stream.retention.assessment import RetentionCheck, check_lines
 from anpr_stream.retention.purge import PurgeReport, may_purge, purge
+from anpr_stream.sinks.postgres import index_closed_days
 
 EXIT_OK, EXIT_VIOLATION, EXIT_USAGE = 0, 1, 2
 
@@ -83,6 +84,9 @@ def _purge(args: argparse.Namespace) -> int:
     async def work(conn: asyncpg.Connection) -> PurgeReport | None:
         if not args.dry_run and not await may_purge(conn):
             return None
+        if not args.dry_run:
+            # The days that ended get their trigram indexes (migration 0014), whether or not a worker runs its loop.
+            await index_closed_days(conn, datetime.now(UTC))
         return await purge(conn, policy, now, dry_run=args.dry_run, actor=by.name, role=by.role, evidence=evidence)
 
     report = on_connection(url, work)

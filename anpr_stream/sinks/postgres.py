@@ -47,6 +47,13 @@ JOIN unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[]) AS k(read_id,
 """
 
 
+async def index_closed_days(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> int:
+    """Build the trigram indexes of the day partitions whose (UTC) day has ended (migration 0014: the partition being
+    written carries the btree indexes only); returns how many indexes were made (0: all built already)."""
+    made = await conn.fetchval("SELECT index_closed_passage_partitions($1)", now.astimezone(UTC).date())
+    return int(made or 0)
+
+
 def _key(passage: Passage) -> tuple[str, datetime, str, str]:
     """The passages table's primary key (migration 0008): one read."""
     r = passage.reading

@@ -40,6 +40,7 @@ from anpr_stream.evidence import EvidenceStore
 from anpr_stream.retention.purge import run_purge
 from anpr_stream.sinks.errors import db_retriable
 from anpr_stream.sinks.migrate import Migration, migrate
+from anpr_stream.sinks.postgres import index_closed_days
 from anpr_stream.stream.clients import worker_id
 from anpr_stream.stream.pipeline import ReadPipeline
 from anpr_stream.stream.topics import TopicAccessError, ensure_topics
@@ -180,12 +181,20 @@ class Worker:
 
     async def _purge_on_schedule(self) -> None:
         """Retention enforced at purge time too: whole day partitions past the horizon, every purge interval (the
-        first run a minute after start at most). A failed run is logged and tried again at the next interval."""
+        first run a minute after start at most), after the trigram indexes of the days that ended are built (the
+        partition being written has none: migration 0014). A failed run is logged and tried again at the next
+        interval."""
         interval = self.settings.purge_interval.total_seconds()
         if interval <= 0 or self.pool is None:
             return
         await asyncio.sleep(min(60.0, interval))
         while True:
+            try:
+                made = await index_closed_days(self.pool, datetime.now(UTC))
+                if made:
+                    log.info("built %d trigram indexes on day partitions whose day has ended", made)
+            except Exception:
+                log.exception("indexing the day partitions that ended failed; next try in %.0f s", interval)
             try:
                 report = await run_purge(
                     self.pool,
