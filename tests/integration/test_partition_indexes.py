@@ -70,3 +70,21 @@ async def test_the_purge_command_indexes_the_days_that_ended(namespace: Namespac
         await conn.close()
     day = f"passages_{(now - timedelta(days=3)).date():%Y%m%d}"
     assert {f"{day}_norm_trgm", f"{day}_class_trgm"} <= names
+
+
+async def test_callers_at_once_build_each_index_once(namespace: Namespace) -> None:
+    """Two workers' loops (or a worker and the purge command) at the same moment: neither fails on the other's
+    index, and each index is made once."""
+    import asyncio
+
+    ns = namespace
+    now = datetime.now(UTC)
+    await plant(ns, [(f"c{d}", "LM-EISDEN", now - timedelta(days=d), f"1-TRG-1{d:02d}") for d in range(1, 6)])
+    conns = [await ns.db() for _ in range(3)]
+    try:
+        made = await asyncio.gather(*(index_closed_days(c, now) for c in conns))
+        assert sorted(made) == [0, 0, 10], made
+        assert len(await conns[0].fetch(TRGM)) == 10
+    finally:
+        for conn in conns:
+            await conn.close()

@@ -21,6 +21,9 @@ BEGIN
                    WHERE c.opcname = 'gin_trgm_ops' AND n.nspname = 'public') THEN
         RETURN 0;  -- no pg_trgm: wildcard and fuzzy searches scan the window (0003, 0004)
     END IF;
+    -- Two callers at once (two workers' loops, a worker and `retention purge`) would both find an index missing and
+    -- the second CREATE INDEX would fail on the name: one caller per schema at a time, the other then finds it made.
+    PERFORM pg_advisory_xact_lock(hashtext('index_closed_passage_partitions:' || current_schema()));
     FOR part IN
         SELECT c.relname::text AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
          WHERE i.inhparent = 'passages'::regclass AND c.relname ~ '^passages_[0-9]{8}$'
