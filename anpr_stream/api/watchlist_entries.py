@@ -97,11 +97,17 @@ async def publish_entry(call: CallDep, body: Annotated[RetroactiveEntry, Body()]
         # The files' entries (the zone's lists, covert ones too) are never overwritten from here (core.entry).
         reason = f"entry ids published from the workspace start with {WORKSPACE_PREFIX!r}: {entry.entry_id!r} does not"
         raise await call.deny(Denied(400, reason), extra)
-    first = await call.svc.pool.fetchval(FIRST_PUBLISHER, entry.entry_id)
-    if first is not None and first != call.user.user_id:
+    async with call.svc.pool.acquire() as conn, conn.transaction():
+        # The check and the claim (the allowed audit row) in one transaction under a lock on the id: of two users
+        # publishing a new id at once, the second finds the first's row and is refused.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"watchlist.publish:{entry.entry_id}")
+        first = await conn.fetchval(FIRST_PUBLISHER, entry.entry_id)
+        taken = first is not None and first != call.user.user_id
+        if not taken:
+            await call.answered(grant, 1, extra, conn=conn)
+    if taken:
         reason = f"entry {entry.entry_id!r} was published by another user: choose another entry id"
         raise await call.deny(Denied(409, reason), extra)
-    await call.answered(grant, 1, extra)
     try:
         await asyncio.wait_for(
             publish(settings, [entry], replace=False, request_timeout_ms=PRODUCE_TIMEOUT_MS), PUBLISH_TIMEOUT_S

@@ -83,6 +83,19 @@ async def test_an_investigator_publishes_an_entry_audited_first(namespace: Names
     assert len(await ns.consume(ns.watchlist, 2, timeout=5)) == 2, "nothing more on the topic"
 
 
+async def test_two_users_publishing_a_new_id_at_once_one_gets_it(namespace: Namespace) -> None:
+    """The ownership check and the claim are one step: never two owners of one entry id."""
+    ns = namespace
+    tokens = [ns.add_user(f"inv-{i}", "investigator") for i in range(4)]
+    base = ns.start_api()
+    for round_ in range(3):
+        entry = {**ENTRY, "entry_id": f"WS-RACE-{round_}"}
+        answers = await asyncio.gather(*(_publish(base, _headers(t), entry) for t in tokens))
+        assert sorted(a.status_code for a in answers) == [201, 409, 409, 409], [a.text for a in answers]
+    rows = [r for r in await _audit_rows(ns) if r["allowed"]]
+    assert len(rows) == 3 and len({r["p"]["entry_id"] for r in rows}) == 3
+
+
 async def test_watchlist_files_and_workspace_entries_leave_each_other_alone(
     namespace: Namespace, tmp_path: Any
 ) -> None:
