@@ -368,6 +368,12 @@ def _variable(name: str) -> Variable:
         raise KeyError(f"{name} is not declared in anpr_stream.config.VARIABLES") from None
 
 
+def path_value(name: str) -> Path | None:
+    """A path setting (`value` of a variable parsed by `_path`): None when unset."""
+    path: Path | None = value(name)
+    return path
+
+
 def value(name: str, env: Mapping[str, str] | None = None) -> Any:
     """One setting, parsed and validated (ConfigError naming it): for a command that needs only this one. Unset or
     empty (or blank): the declared default."""

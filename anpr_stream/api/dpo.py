@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -23,12 +22,6 @@ from anpr_stream.dpo.report import DpoReport, build_report
 router = APIRouter(prefix="/v1/dpo", tags=["dpo"], responses=error_responses(400, 401, 403))
 
 DEFAULT_WINDOW = timedelta(days=30)
-
-
-def _env_path(name: str) -> Path | None:
-    """As `anpr-stream audit verify` reads its defaults (anpr_stream/commands/audit.py)."""
-    path: Path | None = config.value(name)
-    return path
 
 
 class Format(StrEnum):
@@ -70,7 +63,8 @@ async def report(
             conn, policy, call.now, since, until, kafka=call.svc.settings,
             # Read at each request: a key or directory put in place later counts without a restart; one that cannot
             # be read makes the chain not intact (a finding), never a failed request.
-            public_key=_env_path("ANPR_AUDIT_PUBLIC_KEY"), checkpoint_dir=_env_path("ANPR_AUDIT_CHECKPOINT_DIR"),
+            public_key=config.path_value("ANPR_AUDIT_PUBLIC_KEY"),
+            checkpoint_dir=config.path_value("ANPR_AUDIT_CHECKPOINT_DIR"),
         )  # fmt: skip
     await call.answered(grant, built.row_count)
     if format is Format.CSV:

@@ -66,9 +66,9 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "log that no longer matches its last checkpoint.",
     )
     checkpoint.add_argument("--private-key", type=Path, metavar="PATH",
-                            default=_env_path("ANPR_AUDIT_SIGNING_KEY"),
+                            default=config.path_value("ANPR_AUDIT_SIGNING_KEY"),
                             help="the signer's private key (default: $ANPR_AUDIT_SIGNING_KEY)")  # fmt: skip
-    checkpoint.add_argument("--dir", type=Path, metavar="DIR", default=_env_path("ANPR_AUDIT_CHECKPOINT_DIR"),
+    checkpoint.add_argument("--dir", type=Path, metavar="DIR", default=config.path_value("ANPR_AUDIT_CHECKPOINT_DIR"),
                             help="the checkpoint directory (default: $ANPR_AUDIT_CHECKPOINT_DIR)")  # fmt: skip
     checkpoint.add_argument("--every", type=float, metavar="SECONDS",
                             help="run as the signer: a checkpoint at this interval and after every purge")  # fmt: skip
@@ -87,23 +87,18 @@ def register(subparsers: argparse._SubParsersAction[Any]) -> None:
         "a re-hashed rewrite, a truncated tail, a removed or inserted row and a checkpoint that does not verify are "
         "reported, naming the first affected row. The verification is appended to the audit log.",
     )
-    verify.add_argument("--public-key", type=Path, metavar="PATH", default=_env_path("ANPR_AUDIT_PUBLIC_KEY"),
+    verify.add_argument("--public-key", type=Path, metavar="PATH", default=config.path_value("ANPR_AUDIT_PUBLIC_KEY"),
                         help="the signer's public key (default: $ANPR_AUDIT_PUBLIC_KEY)")  # fmt: skip
     verify.add_argument(
         "--checkpoints",
         type=Path,
         metavar="DIR",
-        default=_env_path("ANPR_AUDIT_CHECKPOINT_DIR"),
+        default=config.path_value("ANPR_AUDIT_CHECKPOINT_DIR"),
         help="a copy of the checkpoint directory (default: $ANPR_AUDIT_CHECKPOINT_DIR)",
     )
     verify.add_argument("--kafka", action="store_true", help="also read the checkpoint topic (ANPR_KAFKA_BOOTSTRAP)")
     _by_option(verify)
     verify.set_defaults(handler=_verify)
-
-
-def _env_path(name: str) -> Path | None:
-    path: Path | None = config.value(name)
-    return path
 
 
 def _fail(command: str, message: str, code: int = EXIT_USAGE) -> int:

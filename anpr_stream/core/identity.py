@@ -32,15 +32,18 @@ def epoch_micros(at: datetime) -> int:
 def passage_id(read_id: str, camera_id: str, observed_at: datetime, plate_norm: str) -> uuid.UUID:
     """The first 128 bits of SHA-256 over the four fields that make a read one read; the passages table's primary key
     is the same four fields (migration 0008), so the database stores a read once whoever sends it again."""
-    text = _SEP.join((read_id, camera_id, str(epoch_micros(observed_at)), plate_norm))
-    return uuid.UUID(bytes=hashlib.sha256(text.encode()).digest()[:16])
+    return uuid.UUID(bytes=_digest(read_id, camera_id, observed_at, plate_norm)[:16])
 
 
 def passage_key(read_id: str, camera_id: str, observed_at: datetime, plate_norm: str) -> str:
     """`str(passage_id(...))` without building the UUID object: the worker's hot path (one per read)."""
-    text = _SEP.join((read_id, camera_id, str(epoch_micros(observed_at)), plate_norm))
-    h = hashlib.sha256(text.encode()).hexdigest()
+    h = _digest(read_id, camera_id, observed_at, plate_norm)[:16].hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
+
+
+def _digest(read_id: str, camera_id: str, observed_at: datetime, plate_norm: str) -> bytes:
+    text = _SEP.join((read_id, camera_id, str(epoch_micros(observed_at)), plate_norm))
+    return hashlib.sha256(text.encode()).digest()
 
 
 def hit_id(passage: uuid.UUID | str, entry_id: str) -> uuid.UUID:
