@@ -19,10 +19,13 @@ help:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The native twin of the read-decoding core (native/, Rust): built from source here, so cargo is needed; the package
+# itself stays pure Python and falls back to its reference without it (anpr_stream/core/accel.py).
+$(STAMP): pyproject.toml native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet ./native
 	@touch $@
 
 infra: venv
@@ -59,11 +62,12 @@ tools:
 	done
 
 # The suite starts (or attaches to) the local infrastructure itself when the settings are unset (tests/conftest.py).
+# ANPR_EXPECT_NATIVE=1: a suite that silently ran on the reference alone would not have tested the native core.
 test: check tools
-	$(BIN)/pytest $(PYTEST_ARGS)
+	ANPR_EXPECT_NATIVE=1 $(BIN)/pytest $(PYTEST_ARGS)
 
 test-unit: venv
-	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+	ANPR_EXPECT_NATIVE=1 $(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
 # DEMO_ARGS=--keep-running leaves the worker up after the summary.
 demo: venv

@@ -261,6 +261,9 @@ _VARIABLES: tuple[Variable, ...] = (
        "worker", _seconds()),
     _v("ANPR_METRICS_PORT", "worker", "9464", "Prometheus endpoint port (0: none)", "worker", _whole()),
     _v("ANPR_METRICS_ADDR", "worker", "127.0.0.1", "Prometheus endpoint address", "worker"),
+    _v("ANPR_CORE", "worker", None, "`python`: decode reads with the pure-Python reference although the native "
+       "core (`native/`, anpr-stream-native) is installed; read by anpr_native at import", "worker, every command",
+       default_doc="the native core when installed, else the reference"),
     _v("ANPR_CAMERAS_FILE", "worker", None, "camera registry (CSV)", "worker, api", _path,
        default_doc="the packaged example `anpr_stream/examples/cameras.csv` (with a warning)"),
     _v("ANPR_WATCHLIST_EXPIRY_GRACE_HOURS", "worker", str(DEFAULT_GRACE / timedelta(hours=1)).removesuffix(".0"),
@@ -352,6 +355,8 @@ _VARIABLES: tuple[Variable, ...] = (
        default_doc="unset"),
     _v("ANPR_TESTCONTAINERS", DEVELOPMENT, "1", "`0`: the test suite never uses testcontainers, even with a Docker "
        "daemon", "tests"),
+    _v("ANPR_EXPECT_NATIVE", DEVELOPMENT, None, "`1`: the test suite fails unless the native core loaded (`make "
+       "test` sets it)", "tests", default_doc="unset"),
 )  # fmt: skip
 
 VARIABLES: dict[str, Variable] = {v.name: v for v in _VARIABLES}

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from anpr_stream.core.identity import passage_key
 from anpr_stream.core.matching import Match, WatchlistIndex, match_normalised_read
-from anpr_stream.core.message import decode
+from anpr_stream.core.message import decode_native, decode_reference
 from anpr_stream.core.plates import confusion_form, plate_format
 from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.core.readings import Reading
@@ -73,7 +73,10 @@ def classify(
     seen: set[str] = set()
     for record in records:
         try:
-            reading = decode(record)
+            # The native fast path computed the confusion form and the passage key already (None: not loaded, or the
+            # reference decides).
+            fast = decode_native(record)
+            reading = fast[0] if fast is not None else decode_reference(record)
         except Exception as exc:  # contained: the record is refused, the batch goes on
             result.rejected.append(Rejection(record, internal_error(VALIDATE, exc)))
             continue
@@ -89,11 +92,11 @@ def classify(
             continue
         try:
             norm = reading.normalised_plate  # normalised once, at validation
-            identity = passage_key(reading.read_id, reading.camera_id, observed, norm)
+            identity = fast[2] if fast is not None else passage_key(reading.read_id, reading.camera_id, observed, norm)
             if identity in seen:
                 result.duplicates += 1
                 continue
-            form = confusion_form(norm)
+            form = fast[1] if fast is not None else confusion_form(norm)
             passage = Passage(
                 record=record,
                 reading=reading,

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from anpr_stream.core import accel
 from anpr_stream.core.plates import normalise
 from anpr_stream.core.rfc3339 import parse_rfc3339
 
@@ -37,6 +38,9 @@ def passage_id(read_id: str, camera_id: str, observed_at: datetime, plate_norm: 
 
 def passage_key(read_id: str, camera_id: str, observed_at: datetime, plate_norm: str) -> str:
     """`str(passage_id(...))` without building the UUID object: the worker's hot path (one per read)."""
+    fast = accel.native
+    if fast is not None:
+        return fast.passage_key(read_id, camera_id, epoch_micros(observed_at), plate_norm)
     h = _digest(read_id, camera_id, observed_at, plate_norm)[:16].hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}"
 

@@ -11,7 +11,11 @@ import pytest
 from anpr_stream.core.batch import MATCH, VALIDATE, classify
 from anpr_stream.core.matching import WatchlistIndex
 from anpr_stream.core.message import MAX_MESSAGE_BYTES
+from tests.unit.cores import each_core  # noqa: F401 (the fixture, used by name)
 from tests.unit.fixtures import CAMERAS, INDEX, NOW, POLICY, body, read, record, run
+
+# The reference and the native core alike (tests/unit/cores.py).
+pytestmark = pytest.mark.usefixtures("each_core")
 
 
 @pytest.mark.parametrize(

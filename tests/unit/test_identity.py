@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from anpr_stream.core.identity import epoch_micros, hit_id, passage_id, passage_key, read_hit_id
+from tests.unit.cores import each_core  # noqa: F401 (the fixture, used by name)
 from tests.unit.fixtures import body
+
+# The reference and the native core alike (tests/unit/cores.py).
+pytestmark = pytest.mark.usefixtures("each_core")
 
 AT = datetime(2026, 11, 27, 12, 0, 0, 123456, tzinfo=UTC)
 

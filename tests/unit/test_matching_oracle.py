@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -16,6 +17,10 @@ from anpr_stream.core.matching import WatchlistIndex, match_read
 from anpr_stream.core.policy import ListPolicy, MatchPolicy
 from anpr_stream.core.readings import Candidate
 from anpr_stream.watchlists import WatchlistEntry
+from tests.unit.cores import each_core  # noqa: F401 (the fixture, used by name)
+
+# The reference and the native core alike (tests/unit/cores.py).
+pytestmark = pytest.mark.usefixtures("each_core")
 
 # --- the oracle -------------------------------------------------------------------------------------------------
 

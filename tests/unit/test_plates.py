@@ -16,6 +16,10 @@ from anpr_stream.core.plates import (
     plate_formats,
 )
 from anpr_stream.core.plates.synthetic import synthetic_candidates, synthetic_plate
+from tests.unit.cores import each_core  # noqa: F401 (the fixture, used by name)
+
+# The reference and the native core alike (tests/unit/cores.py).
+pytestmark = pytest.mark.usefixtures("each_core")
 
 
 @pytest.mark.parametrize(

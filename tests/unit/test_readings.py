@@ -21,6 +21,10 @@ from anpr_stream.core.readings import (
     reading_from_mapping,
 )
 from anpr_stream.core.record import InRecord
+from tests.unit.cores import each_core  # noqa: F401 (the fixture, used by name)
+
+# The reference and the native core alike (tests/unit/cores.py).
+pytestmark = pytest.mark.usefixtures("each_core")
 
 GOOD: dict[str, object] = {
     "read_id": "r-1",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from anpr_stream.core import accel
+
 # Cyrillic and Greek capitals that print like a Latin letter. Plates imported from other systems (and some OCR
 # engines) carry them; without this map "АВ1234" (Cyrillic) silently never meets "AB1234". Lowercase forms need no
 # entry: normalisation uppercases first.
@@ -59,6 +61,9 @@ _ASCII_DROP_PATTERN = bytes(b for b in _ASCII_DROP if chr(b) not in _WILDCARDS)
 
 def normalise(raw: str) -> str:
     """NFKC, uppercase, homoglyphs to Latin, then keep only A-Z and 0-9."""
+    fast = accel.native
+    if fast is not None and (done := fast.normalise(raw)) is not None:  # ASCII only: the rest is the reference's
+        return done
     if raw.isascii():
         return raw.encode("ascii").translate(_ASCII_UPPER, _ASCII_DROP).decode("ascii")
     text = unicodedata.normalize("NFKC", raw).upper().translate(_HOMOGLYPH_TABLE)
