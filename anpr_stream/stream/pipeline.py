@@ -21,6 +21,7 @@ Offsets are committed by us in those transactions, never by faust's agent machin
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -73,17 +74,99 @@ class Prepared:
     idle: set[TopicPartition] = field(default_factory=set)  # partitions to claim idle
     upto: dict[int, datetime | None] = field(default_factory=dict)
     stored: Stored | None = None
+    count: int = 1  # batches taken from Kafka that this one stands for (more once merged)
+    dropped: int = 0  # copies of a read in two of the merged batches: stored and alerted once, as in one batch
+
+    @property
+    def reads(self) -> int:
+        return len(self.result.passages) + len(self.result.rejected)
 
 
-In = TypeVar("In")
-Out = TypeVar("Out")
+def merged(items: list[Prepared]) -> Prepared:
+    """Consecutive batches of one generation as one, as if fetched at once: what the stage behind was busy for
+    arrives together (a read waits for one database transaction, not for those of the batches queued before it).
+    Each step keeps the order the stages would have applied one batch after the other: later offsets and event
+    times win, an idle claim lapses when a later batch took from its partition, and a read whose copy is in an
+    earlier batch is dropped with its hits (as `classify` drops a copy within one batch; stored twice in one
+    transaction, both records would count as the other's copy and the hit would be lost)."""
+    if len(items) == 1:
+        return items[0]
+    last = items[-1]
+    result = BatchResult()
+    hits: list[Hit] = []
+    offsets: dict[TopicPartition, int] = {}
+    idle: set[TopicPartition] = set()
+    upto: dict[int, datetime | None] = {}
+    seen: set[str] = set()
+    dropped = 0
+    for item in items:
+        copies: set[int] = set()  # id() of the passages dropped from this batch
+        for passage in item.result.passages:
+            if passage.passage_id in seen:
+                copies.add(id(passage))
+                continue
+            seen.add(passage.passage_id)
+            result.passages.append(passage)
+        dropped += len(copies) + item.dropped
+        result.rejected.extend(item.result.rejected)
+        result.expired += item.result.expired
+        result.duplicates += item.result.duplicates
+        hits.extend(hit for hit in item.hits if id(hit.passage) not in copies)
+        offsets.update(item.offsets)
+        taken = {tp.partition for tp in item.offsets}
+        idle = {tp for tp in idle if tp.partition not in taken} | item.idle
+        for partition, at in item.upto.items():
+            known = upto.get(partition)
+            upto[partition] = at if known is None or (at is not None and at > known) else known
+    return Prepared(
+        result, hits, offsets, last.generation, last.partitions, idle, upto, count=sum(i.count for i in items),
+        dropped=dropped,
+    )  # fmt: skip
+
+
+class Mailbox:
+    """The queue between two stages that hands over everything waiting at once (merged, up to a change of
+    consumer group generation). `put` waits while `limit` reads wait already: backpressure, bounded memory.
+    `None` (the end) is handed over alone, after everything before it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._items: collections.deque[Prepared | None] = collections.deque()
+        self._reads = 0
+        self._changed = asyncio.Condition()
+
+    async def put(self, item: Prepared | None) -> None:
+        async with self._changed:
+            last = self._items[-1] if self._items else None
+            if item is not None and not item.reads and last is not None and last.generation == item.generation:
+                # A tick behind a waiting batch joins it: ticks never pile up while a stage is stalled.
+                self._items[-1] = merged([last, item])
+                return
+            await self._changed.wait_for(lambda: not self._items or self._reads < self.limit)
+            self._items.append(item)
+            self._reads += item.reads if item is not None else 0
+            self._changed.notify_all()
+
+    async def take(self) -> Prepared | None:
+        async with self._changed:
+            await self._changed.wait_for(lambda: bool(self._items))
+            first = self._items.popleft()
+            if first is None:
+                return None
+            taken = [first]
+            while self._items and self._items[0] is not None and self._items[0].generation == first.generation:
+                taken.append(self._items.popleft())  # type: ignore[arg-type]
+            self._reads -= sum(item.reads for item in taken)
+            self._changed.notify_all()
+        return merged(taken)
 
 
 async def _stage(
-    inbox: asyncio.Queue[In | None], outbox: asyncio.Queue[Out | None] | None, work: Callable[[In], Awaitable[Out]]
+    inbox: Mailbox, outbox: Mailbox | None, work: Callable[[Prepared], Awaitable[Prepared | None]]
 ) -> None:
-    """Apply `work` to each item in order; None ends the stage and is passed on."""
-    while (item := await inbox.get()) is not None:
+    """Apply `work` to each item in order (what waited meanwhile merged into one); None ends the stage and is passed
+    on."""
+    while (item := await inbox.take()) is not None:
         result = await work(item)
         if outbox is not None:
             await outbox.put(result)
@@ -201,14 +284,21 @@ class ReadPipeline:
     # -- the loop -----------------------------------------------------------------------------------------------
 
     async def _consume(self, consumer: AIOKafkaConsumer, producers: PartitionProducers) -> None:
-        """Three stages joined by one-batch queues: this loop fetches and matches batch N+2 while batch N+1 is
-        stored in PostgreSQL and batch N is committed to Kafka. Full queues stop consumption: a slow or absent
-        database means bounded memory and backpressure, never a growing backlog in the worker."""
-        to_store: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=1)
-        to_publish: asyncio.Queue[Prepared | None] = asyncio.Queue(maxsize=1)
+        """Three stages joined by mailboxes: this loop fetches and matches while what it matched before is stored
+        in PostgreSQL and what was stored before that is committed to Kafka. A stage takes everything that waited
+        for it as one batch, so under light traffic a read waits for one database transaction and one Kafka
+        commit, not for those of the small batches queued ahead of it; under a backlog each mailbox holds one full
+        batch. Full mailboxes stop consumption: a slow or absent database means bounded memory and backpressure,
+        never a growing backlog in the worker."""
+        limit = self.settings.batch_max_records
+        to_store, to_publish = Mailbox(limit), Mailbox(limit)
+
+        async def publish(stored: Prepared) -> None:
+            await self._publish(stored, producers)
+
         stages = [
             asyncio.create_task(_stage(to_store, to_publish, self._store)),
-            asyncio.create_task(_stage(to_publish, None, lambda stored: self._publish(stored, producers))),
+            asyncio.create_task(_stage(to_publish, None, publish)),
         ]
         for stage in stages:
             # A failed stage ends the session: a rebalance listener draining in-flight batches must not wait for it.
@@ -299,6 +389,8 @@ class ReadPipeline:
     async def _store(self, prepared: Prepared) -> Prepared:
         result = prepared.result
         clock = time.perf_counter()
+        if prepared.dropped:
+            self.sensor.on_duplicates(prepared.dropped)
         held = self.ledger.pending()
         if not (prepared.offsets or prepared.idle or held):
             return prepared
@@ -338,7 +430,7 @@ class ReadPipeline:
         if prepared.offsets:
             self.sensor.on_phase("kafka", time.perf_counter() - clock)
             self.sensor.on_committed(prepared.result)
-        self._inflight -= 1
+        self._inflight -= prepared.count
         if not self._inflight:
             self._quiet.set()
 
