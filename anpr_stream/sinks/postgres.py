@@ -27,15 +27,16 @@ _HIT_COLUMNS = (
 _PARTITION_LOCK = 0x616E7071  # advisory lock key of day-partition creation
 
 _STAGING = """
-CREATE TEMP TABLE IF NOT EXISTS passages_in (LIKE passages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS hits_in (LIKE hits INCLUDING DEFAULTS) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS passages_in (LIKE passages INCLUDING DEFAULTS) ON COMMIT DELETE ROWS
 """
 _INSERT_PASSAGES = f"""
 INSERT INTO passages ({", ".join(_PASSAGE_COLUMNS)}) SELECT {", ".join(_PASSAGE_COLUMNS)} FROM passages_in
 ON CONFLICT DO NOTHING
 """  # noqa: S608 -- column names are constants of this module
+# One row per hit, sent pipelined by executemany: one round trip where a staging table, its COPY and an INSERT from
+# it took three (a batch has a few hits).
 _INSERT_HITS = f"""
-INSERT INTO hits ({", ".join(_HIT_COLUMNS)}) SELECT {", ".join(_HIT_COLUMNS)} FROM hits_in
+INSERT INTO hits ({", ".join(_HIT_COLUMNS)}) VALUES ({", ".join(f"${i}" for i in range(1, len(_HIT_COLUMNS) + 1))})
 ON CONFLICT (hit_id) DO NOTHING
 """  # noqa: S608 -- column names are constants of this module
 # Which record stored each of these reads first (its partition and offset; NULL for rows older than migration 0008).
@@ -45,6 +46,10 @@ FROM passages p
 JOIN unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[]) AS k(read_id, observed_at, camera_id, plate_norm)
   ON (p.read_id, p.observed_at, p.camera_id, p.plate_norm) = (k.read_id, k.observed_at, k.camera_id, k.plate_norm)
 """
+
+
+class StoredBefore(Exception):
+    """Some passages of the batch were stored before (write_passages' fast path): do the transaction again, slow."""
 
 
 async def index_closed_days(conn: asyncpg.Connection | asyncpg.Pool, now: datetime) -> int:
@@ -104,9 +109,16 @@ class PostgresSink:
             else:
                 await tx.rollback()
 
-    async def write_passages(self, conn: asyncpg.Connection, passages: list[Passage], with_hit: set[str]) -> set[str]:
+    async def write_passages(
+        self, conn: asyncpg.Connection, passages: list[Passage], with_hit: set[str], fast: bool = True
+    ) -> set[str]:
         """Store the reads not stored yet; returns the passage ids of those another record stored first (copies of a
-        read: their hits are that record's to publish). `with_hit`: passage ids that carry a hit."""
+        read: their hits are that record's to publish). `with_hit`: passage ids that carry a hit.
+
+        `fast`: COPY straight into the partitioned table, and raise `StoredBefore` (the transaction is then lost)
+        when a row exists already: a batch replayed after a crash, or holding a copy of a stored read. The caller
+        does the transaction again with `fast=False`, which inserts only what is missing and asks who stored the
+        rest. No savepoint around the COPY: it cost two round trips on every batch for what replays alone need."""
         if not passages:
             return set()
         # Sorted by key: two workers inserting copies of the same reads lock them in the same order (no deadlock).
@@ -130,15 +142,12 @@ class PostgresSink:
             )
             for p in ordered
         ]
-        try:
-            # Fast path: COPY straight into the partitioned table. A batch replayed after a crash, or holding a copy
-            # of a stored read, meets rows that exist (unique violation): then the savepoint is undone and the
-            # staging path inserts only what is missing and asks who stored the rest.
-            async with conn.transaction():
+        if fast:
+            try:
                 await conn.copy_records_to_table("passages", records=rows, columns=_PASSAGE_COLUMNS)
+            except asyncpg.UniqueViolationError as exc:
+                raise StoredBefore from exc
             return set()
-        except asyncpg.UniqueViolationError:
-            pass
         await conn.execute(_STAGING)
         await conn.copy_records_to_table("passages_in", records=rows, columns=_PASSAGE_COLUMNS)
         await conn.execute(_INSERT_PASSAGES)
@@ -237,9 +246,7 @@ class PostgresSink:
             )
             for h in hits
         ]
-        await conn.execute(_STAGING)
-        await conn.copy_records_to_table("hits_in", records=rows, columns=_HIT_COLUMNS)
-        await conn.execute(_INSERT_HITS)
+        await conn.executemany(_INSERT_HITS, rows)
 
     async def decide(self, conn: asyncpg.Connection, hits: list[Hit], now: datetime) -> None:
         """Write the decisions of stored pending hits (once: the table's trigger refuses a second write)."""

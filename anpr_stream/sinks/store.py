@@ -21,7 +21,7 @@ from anpr_stream.core.record import InRecord
 from anpr_stream.core.suppression import Held, decide_alerts, due_held
 from anpr_stream.core.watermark import COMPLETE
 from anpr_stream.sinks.errors import data_error, db_retriable, describe
-from anpr_stream.sinks.postgres import PostgresSink
+from anpr_stream.sinks.postgres import PostgresSink, StoredBefore
 from anpr_stream.sinks.progress import ReadProgress
 
 log = logging.getLogger(__name__)
@@ -157,13 +157,19 @@ class BatchStore:
         return []  # out of budget: systemic
 
     async def _attempt(self, batch: StoreBatch, units: list[_Unit], now: float, commit: bool) -> Stored:
+        try:
+            return await self._transaction(batch, units, now, commit, fast=True)
+        except StoredBefore:  # a replay, or a copy of a stored read: the same again, asking who stored what
+            return await self._transaction(batch, units, now, commit, fast=False)
+
+    async def _transaction(self, batch: StoreBatch, units: list[_Unit], now: float, commit: bool, fast: bool) -> Stored:
         passages = [u.passage for u in units if u.passage is not None]
         fresh = [h for u in units for h in u.hits]
         held = [u.held for u in units if u.held is not None]
         async with self.sink.transaction(commit) as conn:
             await self.progress.stored(conn, batch.upto, batch.generation)
             await self.progress.idle(conn, batch.idle, batch.generation)
-            copies = await self.sink.write_passages(conn, passages, {h.passage.passage_id for h in fresh})
+            copies = await self.sink.write_passages(conn, passages, {h.passage.passage_id for h in fresh}, fast)
             if copies:
                 fresh = [h for h in fresh if h.passage.passage_id not in copies]
             stored = Stored(fresh, copies=len(copies))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -140,6 +141,11 @@ class Worker:
                 # Losing the metrics endpoint must not stop hits from flowing: say so loudly and carry on.
                 where = f"{s.metrics_addr}:{s.metrics_port}"
                 log.error("metrics endpoint %s unavailable (%s); running without it", where, exc)
+        # Everything made so far (modules, the watchlist index, clients) lives as long as the worker: out of the
+        # collector's reach, so that a full collection scans only what the batches made. Measured at 5,000 reads/s:
+        # full collections of ~30 ms each, in the hit latency's p99, before this.
+        gc.collect()
+        gc.freeze()
         log.info("worker %s ready: reading %s as %s", worker_id(), s.topics.reads, s.consumer_group)
 
     async def _migrate(self) -> list[Migration]:

@@ -19,7 +19,7 @@ from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.core.readings import Reading
 from anpr_stream.core.record import InRecord
 from anpr_stream.core.suppression import decide_suppression
-from anpr_stream.sinks.postgres import PostgresSink
+from anpr_stream.sinks.postgres import PostgresSink, StoredBefore
 from anpr_stream.sinks.progress import ReadProgress
 from anpr_stream.sinks.store import BatchStore, StoreBatch
 from anpr_stream.watchlists import entry_from_mapping
@@ -134,9 +134,14 @@ async def test_a_copy_of_a_stored_read_is_told_from_a_replay_of_its_record(names
         [reused] = _passages(("r-1", at, "LM-SMEERMAAS-IN", "1KXR482"), partition=2, first_offset=10)
         sink = PostgresSink(pool)
         await sink.ensure_partitions_for([original], datetime.now(UTC))
-        for passages, expected in (([original], set()), ([replayed, copy, reused], {copy.passage_id})):
+        async with sink.transaction() as conn:
+            assert await sink.write_passages(conn, [original], set()) == set()
+        again = [replayed, copy, reused]
+        with pytest.raises(StoredBefore):  # the fast path (COPY) meets a stored row: the transaction is lost
             async with sink.transaction() as conn:
-                assert await sink.write_passages(conn, passages, set()) == expected
+                await sink.write_passages(conn, again, set())
+        async with sink.transaction() as conn:  # done again the slow way, as the batch store does
+            assert await sink.write_passages(conn, again, set(), fast=False) == {copy.passage_id}
         rows = await pool.fetch("SELECT camera_id, source_partition, source_offset FROM passages ORDER BY camera_id")
         assert [tuple(r) for r in rows] == [("LM-EISDEN", 0, 5), ("LM-SMEERMAAS-IN", 2, 10)]
     finally:
