@@ -90,7 +90,14 @@ def watchlist_size(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     """Match-stage cost (µs per read) against list size, one line per policy."""
     fig, ax = plt.subplots(figsize=(8, 4.5))
     for policy, colour in (("exact+ocr", COLOURS["worker"]), ("fuzzy:1", COLOURS["faust_db"])):
-        points = [(r["entries"], r["us_per_read"]) for r in rows if r["policy"] == policy]
+        # The core the worker uses: the native twin when it loaded in the run, else the reference.
+        cores = {r.get("implementation", "python") for r in rows}
+        core = "native" if "native" in cores else "python"
+        points = [
+            (r["entries"], r["us_per_read"])
+            for r in rows
+            if r["policy"] == policy and r.get("implementation", "python") == core
+        ]
         if points:
             ax.plot([p[0] for p in points], [p[1] for p in points], "o-", label=policy, color=colour, lw=1.8)
     ax.set_xscale("log")
