@@ -24,6 +24,15 @@ R = TypeVar("R")
 ParsedRead = tuple[str, str, datetime, str, str | None, float, dict[str, Any], str, str, str]
 
 
+class NativeFormTable(Protocol):
+    """A matching segment's lookup (native/src/segment.rs), built by NativeCore.form_table."""
+
+    # (slot, kind as index.KIND_ORDER numbers it, distance) of every entry the read matches, each slot once; fuzzy hits
+    # (distance 1) only when `fuzzy`, for every list (the caller applies per-list policy). None: Python decides.
+    def probe(self, normalised: str, form: str, fuzzy: bool, /) -> list[tuple[int, int, int]] | None: ...
+    def nbytes(self) -> int: ...
+
+
 class NativeCore(Protocol):
     """What anpr_native offers (native/src/lib.rs); typed here so that mypy passes whether it is installed or not."""
 
@@ -38,6 +47,8 @@ class NativeCore(Protocol):
     def parse_read(self, value: object, /) -> ParsedRead | None: ...  # None: the reference decides
     # parse_read with the reading built as reading_type (readings.Reading): (reading, plate_class, passage_key)
     def decode_read(self, value: object, reading_type: type[R], /) -> tuple[R, str, str] | None: ...
+    # The lookup of a Segment from its records (segment.py); None when some plate is not ASCII (Python's tables serve).
+    def form_table(self, records: list[str], /) -> NativeFormTable | None: ...
 
 
 def _load() -> NativeCore | None:

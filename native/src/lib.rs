@@ -11,6 +11,9 @@
 //!     passage_key) for a message the reference accepts, None when not certain.
 //! decode_read(value, Reading): the same, as (Reading, plate_class, passage_key): what message.decode_native uses.
 //! ENABLED (False under ANPR_CORE=python), LIMITS and READING_ATTRS: what the tests compare with the reference.
+//! form_table(records) / FormTable.probe: a matching segment's lookup (segment.rs; tests/unit/test_native_segment.py).
+
+mod segment;
 
 use std::borrow::Cow;
 
@@ -654,5 +657,7 @@ fn anpr_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(passage_key, m)?)?;
     m.add_function(wrap_pyfunction!(parse_read, m)?)?;
     m.add_function(wrap_pyfunction!(decode_read, m)?)?;
+    m.add_class::<segment::FormTable>()?;
+    m.add_function(wrap_pyfunction!(segment::form_table, m)?)?;
     Ok(())
 }

@@ -16,7 +16,11 @@ from anpr_stream.core.plates import normalise
 from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.core.readings import Candidate
 from anpr_stream.watchlists import entry_from_mapping
+from tests.unit.cores import each_core  # noqa: F401 (the fixture, used by name)
 from tests.unit.fixtures import CAMERAS, NOW, entry, read, record
+
+# The reference and the native core alike (tests/unit/cores.py).
+pytestmark = pytest.mark.usefixtures("each_core")
 
 SV = entry("SV-1", "1-HGT-904")
 SV2 = entry("SV-2", "1-HGT-907")

@@ -9,6 +9,10 @@ import pytest
 from anpr_stream.core.matching import Match, WatchlistIndex, score_match
 from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.watchlists import WatchlistEntry
+from tests.unit.cores import each_core  # noqa: F401 (the fixture, used by name)
+
+# The reference and the native core alike (tests/unit/cores.py).
+pytestmark = pytest.mark.usefixtures("each_core")
 
 CET = timezone(timedelta(hours=1))
 NOW = datetime(2025, 11, 25, 12, 0, tzinfo=CET)

@@ -16,6 +16,7 @@ from itertools import combinations
 
 from rapidfuzz.distance import Levenshtein
 
+from anpr_stream.core import accel
 from anpr_stream.core.entry import WatchlistEntry
 from anpr_stream.core.matching.segment import FIELD_SEP, MIN_FUZZY_LENGTH, Segment, to_microseconds
 from anpr_stream.core.plates import confusion_form, normalise
@@ -23,6 +24,8 @@ from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.core.readings import Candidate
 
 KIND_ORDER = {"exact": 0, "ocr": 1, "fuzzy": 2, "pattern": 3}
+KINDS = tuple(KIND_ORDER)  # by code: what Segment.native_hits returns
+FUZZY = KIND_ORDER["fuzzy"]
 # Merge the newest segment into the one before it while that one is at most this many times larger.
 MERGE_RATIO = 4
 # Rebuild a segment when more than this share of its slots is dead.
@@ -146,34 +149,25 @@ class WatchlistIndex:
         if not normalised:
             return []
         max_distance = policy.max_distance
-        if max_distance == 1:
-            # The form and its single-character deletions, as tuples: combinations() builds them in one C call.
-            hashes = [hash(tuple(form)), *map(hash, combinations(form, len(form) - 1))]
-        else:
-            hashes = [hash(tuple(form))]
+        # Up to distance 1 a segment's native table (when it has one) finds and verifies the hits (see Segment).
+        native = accel.native is not None and max_distance <= 1
+        hashes: list[int] | None = None
         matches: list[Match] = []
         for segment, dead in zip(self._segments, self._dead, strict=True):
-            # Distance 1 goes through the deletion table; larger distances take the slow scan (see Segment).
-            slots = segment.candidates(hashes) if max_distance <= 1 else segment.candidates_far(form, max_distance)
-            patterns = segment.pattern_hits(form)
-            if not slots and not patterns:
-                continue
-            hits = [(slot, "pattern", 0) for slot in patterns]
-            records = segment.records
-            for slot in set(slots) if len(slots) > 1 else slots:
-                entry_plate = records[slot].partition(FIELD_SEP)[0]
-                if entry_plate == normalised:
-                    hits.append((slot, "exact", 0))
+            found = segment.native_hits(normalised, form, max_distance == 1) if native else None
+            if found is not None:
+                if not found:
                     continue
-                entry_form = confusion_form(entry_plate)
-                if entry_form == form:
-                    hits.append((slot, "ocr", 0))
-                elif len(entry_plate) >= MIN_FUZZY_LENGTH:
-                    allowed = policy.for_list(segment.list_name(slot)).max_distance
-                    if allowed:
-                        distance = Levenshtein.distance(entry_form, form, score_cutoff=allowed)
-                        if distance <= allowed:
-                            hits.append((slot, "fuzzy", distance))
+                # Fuzzy hits came for every list: each list's own distance decides (0: no fuzzy matching).
+                hits = [
+                    (slot, KINDS[code], distance)
+                    for slot, code, distance in found
+                    if code != FUZZY or policy.for_list(segment.list_name(slot)).max_distance >= distance
+                ]
+            else:
+                if hashes is None and max_distance <= 1:
+                    hashes = _key_hashes(form, max_distance)  # once a read, for every segment that needs them
+                hits = _python_hits(segment, normalised, form, policy, hashes)
             if not hits:
                 continue
             moment = to_microseconds(observed_at)
@@ -185,6 +179,39 @@ class WatchlistIndex:
         if len(matches) > 1:
             matches.sort(key=_sort_key)
         return matches
+
+
+def _key_hashes(form: str, max_distance: int) -> list[int]:
+    """The read's keys in the Python variant table: its form, and at distance 1 its single-character deletions."""
+    if max_distance == 1:
+        # As tuples: combinations() builds them in one C call.
+        return [hash(tuple(form)), *map(hash, combinations(form, len(form) - 1))]
+    return [hash(tuple(form))]
+
+
+def _python_hits(
+    segment: Segment, normalised: str, form: str, policy: MatchPolicy, hashes: list[int] | None
+) -> list[tuple[int, str, int]]:
+    """The reference's (slot, kind, distance) hits in one segment, before dead slots and validity. `hashes`: the
+    read's key hashes up to distance 1; None above, where the slow scan finds the candidates (see Segment)."""
+    slots = segment.candidates(hashes) if hashes is not None else segment.candidates_far(form, policy.max_distance)
+    hits = [(slot, "pattern", 0) for slot in segment.pattern_hits(form)]
+    records = segment.records
+    for slot in set(slots) if len(slots) > 1 else slots:
+        entry_plate = records[slot].partition(FIELD_SEP)[0]
+        if entry_plate == normalised:
+            hits.append((slot, "exact", 0))
+            continue
+        entry_form = confusion_form(entry_plate)
+        if entry_form == form:
+            hits.append((slot, "ocr", 0))
+        elif len(entry_plate) >= MIN_FUZZY_LENGTH:
+            allowed = policy.for_list(segment.list_name(slot)).max_distance
+            if allowed:
+                distance = Levenshtein.distance(entry_form, form, score_cutoff=allowed)
+                if distance <= allowed:
+                    hits.append((slot, "fuzzy", distance))
+    return hits
 
 
 def _compacted(segments: tuple[Segment, ...], dead: tuple[frozenset[int], ...]) -> WatchlistIndex:

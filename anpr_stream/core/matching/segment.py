@@ -9,6 +9,13 @@ character each. Each entry's confusion form is stored under its own hash and und
 single-character deletions; a read queries its form and its deletions, and every candidate is verified exactly.
 Keys are Python hashes of tuples of characters (`itertools.combinations` builds all deletions in one C call).
 Python salts str hashes per process, so an index lives in one process and is never persisted or shipped.
+
+When the native core is loaded at construction, the segment builds its native twin of that lookup (FormTable,
+native/src/segment.rs: the same symmetric deletion, with the verification done natively) instead of the Python
+variant table, which is then built only if the segment is queried by the Python path (`_table`: under the reference,
+above distance 1, or for plates the native table does not handle). Both tables at once would cost a third more memory
+(each is about 100 bytes an entry), and the Python table's build is a third of a segment's build time. The pattern
+regexes and the id table are small or needed by both paths and always built.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from itertools import accumulate, combinations
 from rapidfuzz import process
 from rapidfuzz.distance import Levenshtein
 
+from anpr_stream.core import accel
 from anpr_stream.core.entry import WatchlistEntry
 from anpr_stream.core.plates import confusion_form
 
@@ -104,6 +112,14 @@ class HashTable:
         return sys.getsizeof(self._items) + sys.getsizeof(self._starts)
 
 
+def _add_variants(items: array[int], form: str, slot: int) -> None:
+    """A non-pattern entry's items: its form, and its single-character deletions when long enough to match fuzzily."""
+    items.append((hash(tuple(form)) & TAG_MASK) | slot)
+    if len(form) >= MIN_FUZZY_LENGTH:
+        flagged = DELETION | slot
+        items.extend([(h & TAG_MASK) | flagged for h in set(map(hash, combinations(form, len(form) - 1)))])
+
+
 def _pattern_prefix(form: str) -> str:
     """The first (up to two) literal characters of a pattern: its bucket, so a read tries few regexes."""
     literal = re.match(r"[^?*]{0,2}", form)
@@ -121,6 +137,7 @@ class Segment:
     __slots__ = (
         "_fuzzy_forms",
         "_ids",
+        "_native",
         "_patterns_fixed",
         "_patterns_open",
         "_variants",
@@ -149,6 +166,7 @@ class Segment:
         fixed: dict[int, dict[str, list[tuple[int, re.Pattern[str]]]]] = {}
         open_: dict[str, list[tuple[int, int, re.Pattern[str]]]] = {}
         sep = FIELD_SEP
+        fast = accel.native
         for slot, entry in enumerate(entries):
             if slot >= MAX_SEGMENT:
                 raise ValueError(f"a segment holds at most {MAX_SEGMENT} entries")
@@ -179,8 +197,8 @@ class Segment:
                 valid_until.append(to_microseconds(end))
                 offsets.append(_offset_seconds(end))
             id_items.append((hash(entry.entry_id) & TAG_MASK) | slot)
-            form = confusion_form(normalised)
-            if "?" in form or "*" in form:
+            if "?" in normalised or "*" in normalised:  # confusion_form keeps both and makes neither
+                form = confusion_form(normalised)
                 regex = re.compile(form.replace("?", ".").replace("*", ".*"))
                 prefix = _pattern_prefix(form)
                 if "*" in form:
@@ -188,12 +206,8 @@ class Segment:
                 else:
                     fixed.setdefault(len(form), {}).setdefault(prefix, []).append((slot, regex))
                 continue
-            variant_items.append((hash(tuple(form)) & TAG_MASK) | slot)
-            if len(form) >= MIN_FUZZY_LENGTH:
-                flagged = DELETION | slot
-                variant_items.extend(
-                    [(h & TAG_MASK) | flagged for h in set(map(hash, combinations(form, len(form) - 1)))]
-                )
+            if fast is None:
+                _add_variants(variant_items, confusion_form(normalised), slot)
         self.records = records
         self.symbols = tuple(symbol_codes)
         self.codes = codes
@@ -202,7 +216,9 @@ class Segment:
         self.valid_from = valid_from
         self.valid_until = valid_until
         self.offsets = offsets
-        self._variants = HashTable(variant_items)
+        self._native = None if fast is None else fast.form_table(records)
+        # Under the native core the Python table waits for `_table` (also when form_table declined the segment).
+        self._variants: HashTable | None = HashTable(variant_items) if fast is None else None
         del variant_items
         self._ids = HashTable(id_items)
         self._patterns_fixed = {n: {k: tuple(p) for k, p in by.items()} for n, by in fixed.items()}
@@ -243,13 +259,31 @@ class Segment:
         found = self._ids.probe((hash(entry_id),), False)
         return sorted(slot for slot in set(found) if self.entry_id(slot) == entry_id)
 
+    def _table(self) -> HashTable:
+        """The Python variant table, built on first use when the native one was built instead (see the module)."""
+        table = self._variants
+        if table is None:
+            # A race only builds it twice.
+            items = array("Q")
+            for slot, record in enumerate(self.records):
+                normalised = record.partition(FIELD_SEP)[0]
+                if "?" not in normalised and "*" not in normalised:
+                    _add_variants(items, confusion_form(normalised), slot)
+            table = self._variants = HashTable(items)
+        return table
+
+    def native_hits(self, normalised: str, form: str, fuzzy: bool) -> list[tuple[int, int, int]] | None:
+        """(slot, kind code, distance) from the native table (FormTable.probe); None: no table, or Python decides."""
+        table = self._native
+        return None if table is None else table.probe(normalised, form, fuzzy)
+
     def candidates(self, key_hashes: list[int]) -> list[int]:
         """Slots sharing the confusion form (one key hash) or maybe within distance 1 (form and deletions)."""
-        return self._variants.probe(key_hashes, len(key_hashes) > 1)
+        return self._table().probe(key_hashes, len(key_hashes) > 1)
 
     def candidates_far(self, form: str, max_distance: int) -> list[int]:
         """Slow path for distances above 1: shared form by hash, fuzzy by a full scan (C loop in rapidfuzz)."""
-        found = self._variants.probe((hash(tuple(form)),), False)
+        found = self._table().probe((hash(tuple(form)),), False)
         if self._fuzzy_forms is None:
             # Built on first use and cached: only distance-2+ policies pay for it. A race only computes it twice.
             forms: list[str | None] = []
@@ -287,4 +321,8 @@ class Segment:
         size = sys.getsizeof(self.records) + sum(sys.getsizeof(r) for r in self.records)
         for column in (self.codes, self.priority, self.covert, self.valid_from, self.valid_until, self.offsets):
             size += sys.getsizeof(column)
-        return size + self._variants.nbytes() + self._ids.nbytes()
+        if self._variants is not None:
+            size += self._variants.nbytes()
+        if self._native is not None:
+            size += self._native.nbytes()
+        return size + self._ids.nbytes()
