@@ -9,7 +9,7 @@ schema of the local PostgreSQL (dropped at the end, also after a failure). Skewe
 frequent plates, 29% by 20,000 regular ones, 70% spread over all plates; one planted convoy (a target with three
 companions within 30 s at the same camera). The secondary indexes are dropped for the bulk load and rebuilt from their
 own definitions (pg_indexes), which is what a restore would do; the figures are for the indexes as the migrations
-define them. Writes benchmarks/latest/queries.md and queries.json.
+define them. Writes benchmarks/latest/queries.md and queries.json (--name: another name, for a run at another size).
 """
 
 from __future__ import annotations
@@ -321,6 +321,7 @@ async def main() -> None:
     parser.add_argument("--plates", type=int, default=300_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--http-queries", type=int, default=50)
+    parser.add_argument("--name", default="queries", help="report name in benchmarks/latest/ (e.g. queries-100m)")
     parser.add_argument("--keep", action="store_true", help="keep the schema (drop it by hand: it is big)")
     args = parser.parse_args()
     free = shutil.disk_usage("/").free
@@ -401,8 +402,8 @@ async def main() -> None:
             await admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         await admin.close()
     LATEST.mkdir(parents=True, exist_ok=True)
-    (LATEST / "queries.json").write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-    (LATEST / "queries.md").write_text(markdown(result))
+    (LATEST / f"{args.name}.json").write_text(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+    (LATEST / f"{args.name}.md").write_text(markdown(result))
     print(markdown(result))
 
 
