@@ -75,7 +75,6 @@ class Prepared:
     upto: dict[int, datetime | None] = field(default_factory=dict)
     stored: Stored | None = None
     count: int = 1  # batches taken from Kafka that this one stands for (more once merged)
-    dropped: int = 0  # copies of a read in two of the merged batches: stored and alerted once, as in one batch
 
     @property
     def reads(self) -> int:
@@ -83,12 +82,11 @@ class Prepared:
 
 
 def merged(items: list[Prepared]) -> Prepared:
-    """Consecutive batches of one generation as one, as if fetched at once: what the stage behind was busy for
-    arrives together (a read waits for one database transaction, not for those of the batches queued before it).
-    Each step keeps the order the stages would have applied one batch after the other: later offsets and event
-    times win, an idle claim lapses when a later batch took from its partition, and a read whose copy is in an
-    earlier batch is dropped with its hits (as `classify` drops a copy within one batch; stored twice in one
-    transaction, both records would count as the other's copy and the hit would be lost)."""
+    """Consecutive batches of one generation, none holding a read another holds (Mailbox.take stops before such a
+    batch), as one: what the stage behind was busy for arrives together (a read waits for one database transaction,
+    not for those of the batches queued before it). Each step keeps the order the stages would have applied one batch
+    after the other: later offsets and event times win, and an idle claim lapses when a later batch took from its
+    partition."""
     if len(items) == 1:
         return items[0]
     last = items[-1]
@@ -97,21 +95,12 @@ def merged(items: list[Prepared]) -> Prepared:
     offsets: dict[TopicPartition, int] = {}
     idle: set[TopicPartition] = set()
     upto: dict[int, datetime | None] = {}
-    seen: set[str] = set()
-    dropped = 0
     for item in items:
-        copies: set[int] = set()  # id() of the passages dropped from this batch
-        for passage in item.result.passages:
-            if passage.passage_id in seen:
-                copies.add(id(passage))
-                continue
-            seen.add(passage.passage_id)
-            result.passages.append(passage)
-        dropped += len(copies) + item.dropped
+        result.passages.extend(item.result.passages)
         result.rejected.extend(item.result.rejected)
         result.expired += item.result.expired
         result.duplicates += item.result.duplicates
-        hits.extend(hit for hit in item.hits if id(hit.passage) not in copies)
+        hits.extend(item.hits)
         offsets.update(item.offsets)
         taken = {tp.partition for tp in item.offsets}
         idle = {tp for tp in idle if tp.partition not in taken} | item.idle
@@ -119,9 +108,15 @@ def merged(items: list[Prepared]) -> Prepared:
             known = upto.get(partition)
             upto[partition] = at if known is None or (at is not None and at > known) else known
     return Prepared(
-        result, hits, offsets, last.generation, last.partitions, idle, upto, count=sum(i.count for i in items),
-        dropped=dropped,
-    )  # fmt: skip
+        result, hits, offsets, last.generation, last.partitions, idle, upto, count=sum(i.count for i in items)
+    )
+
+
+def _joins(item: Prepared, first: Prepared, ids: set[str]) -> bool:
+    """Whether `item` may be merged after what is taken so far (`ids`: its passage ids): the same generation, and no
+    read of it in what is taken. A copy of a read in two batches stays in two store transactions, as before merging:
+    in one, the database could not tell which record stored it first (the copy's hits are its first record's)."""
+    return item.generation == first.generation and ids.isdisjoint(p.passage_id for p in item.result.passages)
 
 
 class Mailbox:
@@ -138,7 +133,12 @@ class Mailbox:
     async def put(self, item: Prepared | None) -> None:
         async with self._changed:
             last = self._items[-1] if self._items else None
-            if item is not None and not item.reads and last is not None and last.generation == item.generation:
+            if (
+                item is not None
+                and not item.result.passages
+                and last is not None
+                and last.generation == item.generation
+            ):
                 # A tick behind a waiting batch joins it: ticks never pile up while a stage is stalled.
                 self._items[-1] = merged([last, item])
                 return
@@ -154,8 +154,10 @@ class Mailbox:
             if first is None:
                 return None
             taken = [first]
-            while self._items and self._items[0] is not None and self._items[0].generation == first.generation:
+            ids = {p.passage_id for p in first.result.passages}
+            while (following := self._items[0] if self._items else None) is not None and _joins(following, first, ids):
                 taken.append(self._items.popleft())  # type: ignore[arg-type]
+                ids.update(p.passage_id for p in following.result.passages)
             self._reads -= sum(item.reads for item in taken)
             self._changed.notify_all()
         return merged(taken)
@@ -389,8 +391,6 @@ class ReadPipeline:
     async def _store(self, prepared: Prepared) -> Prepared:
         result = prepared.result
         clock = time.perf_counter()
-        if prepared.dropped:
-            self.sensor.on_duplicates(prepared.dropped)
         held = self.ledger.pending()
         if not (prepared.offsets or prepared.idle or held):
             return prepared

@@ -32,18 +32,30 @@ def batch(
 def test_merged_batches_are_one_batch_fetched_at_once() -> None:
     first = batch((read("r1", "1-HGT-904"), 0, 10), (read("r2", "1-ABC-123", NOW - timedelta(minutes=5)), 1, 4))
     second = batch(
-        (read("r1", "1-HGT-904"), 1, 5),  # a copy of r1 (another record): stored and alerted once, with the first's
-        (read("r3", "1-XYZ-789", NOW - timedelta(minutes=9)), 1, 6),
+        (read("r3", "1-HGT-904", NOW - timedelta(minutes=1)), 1, 5),
+        (read("r4", "1-XYZ-789", NOW - timedelta(minutes=9)), 1, 6),
         idle=frozenset({TP0}),
     )
     one = merged([first, second])
-    assert [p.reading.read_id for p in one.result.passages] == ["r1", "r2", "r3"]
-    assert [h.passage.record.offset for h in one.hits] == [10]  # the copy's hit went with it
-    assert one.dropped == 1 and one.count == 2
+    assert [p.reading.read_id for p in one.result.passages] == ["r1", "r2", "r3", "r4"]
+    assert sorted(h.passage.record.offset for h in one.hits) == [5, 10]
+    assert one.count == 2
     assert one.offsets == {TP0: 11, TP1: 7}
-    # the latest event time per partition: partition 1 delivered the copy of r1 (NOW) after r2 (five minutes before)
-    assert one.upto == {0: NOW, 1: NOW}
+    # the latest event time per partition: partition 1 delivered r3 (a minute ago) after r2 (five minutes ago)
+    assert one.upto == {0: NOW, 1: NOW - timedelta(minutes=1)}
     assert one.idle == {TP0}
+
+
+def test_a_batch_holding_a_copy_of_a_waiting_read_is_not_merged() -> None:
+    async def scenario() -> None:
+        box = Mailbox(limit=10)
+        await box.put(batch((read("r1", "1-HGT-904"), 0, 10)))
+        await box.put(batch((read("r1", "1-HGT-904"), 1, 5)))  # the read sent again: another record
+        first, second = await box.take(), await box.take()
+        assert first is not None and second is not None and first.count == second.count == 1
+        assert (first.hits[0].passage.record.partition, second.hits[0].passage.record.partition) == (0, 1)
+
+    asyncio.run(scenario())
 
 
 def test_an_idle_claim_lapses_when_a_later_batch_took_from_its_partition() -> None:
