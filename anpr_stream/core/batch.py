@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from anpr_stream.core import accel
 from anpr_stream.core.identity import passage_key
 from anpr_stream.core.matching import Match, WatchlistIndex, match_normalised_read
-from anpr_stream.core.message import decode_native, decode_reference
+from anpr_stream.core.message import decode_reference
 from anpr_stream.core.plates import confusion_form, plate_format
 from anpr_stream.core.policy import MatchPolicy
 from anpr_stream.core.readings import Reading
@@ -65,27 +66,35 @@ def classify(
     cameras: CameraLookup,
     horizon: datetime,
     now: datetime,
+    seen: set[str] | None = None,
 ) -> BatchResult:
     """Classify and match one batch. `horizon`: reads observed before it are past retention; `now`: the caller's
-    clock, for the future-skew check."""
+    clock, for the future-skew check. `seen`: the passage ids of the batch so far, when the caller classifies it in
+    slices (the worker does, to let its other stages run in between); copies of them count as duplicates."""
     result = BatchResult()
     latest = now + MAX_FUTURE_SKEW
-    seen: set[str] = set()
+    if seen is None:
+        seen = set()
+    # Looked up once a batch, not once a read (this loop is the worker's hottest).
+    native = accel.native
+    decode_fast = native.decode_read if native is not None else None
+    matching = len(index) > 0
+    passages, rejected = result.passages, result.rejected
     for record in records:
         try:
-            # The native fast path computed the confusion form and the passage key already (None: not loaded, or the
-            # reference decides).
-            fast = decode_native(record)
+            # The native fast path computes the confusion form and the passage key on the way (None: not certain,
+            # and the reference decides).
+            fast = decode_fast(record.value, Reading) if decode_fast is not None else None
             reading = fast[0] if fast is not None else decode_reference(record)
         except Exception as exc:  # contained: the record is refused, the batch goes on
-            result.rejected.append(Rejection(record, internal_error(VALIDATE, exc)))
+            rejected.append(Rejection(record, internal_error(VALIDATE, exc)))
             continue
         if isinstance(reading, str):
-            result.rejected.append(Rejection(record, reading))
+            rejected.append(Rejection(record, reading))
             continue
         observed = reading.observed_at
         if observed > latest:
-            result.rejected.append(Rejection(record, f"observed_at {observed.isoformat()} is in the future"))
+            rejected.append(Rejection(record, f"observed_at {observed.isoformat()} is in the future"))
             continue
         if observed < horizon:
             result.expired += 1
@@ -98,19 +107,19 @@ def classify(
                 continue
             form = fast[1] if fast is not None else confusion_form(norm)
             passage = Passage(
-                record=record,
-                reading=reading,
-                passage_id=identity,
-                plate_norm=norm,
-                plate_class=form,
-                plate_format=plate_format(norm, reading.country),
-                camera_known=cameras.get(reading.camera_id) is not None,
+                record,
+                reading,
+                identity,
+                norm,
+                form,
+                plate_format(norm, reading.country),
+                cameras.get(reading.camera_id) is not None,
             )
-            if len(index):
+            if matching:
                 passage.matches = match_normalised_read(index, norm, form, reading.candidates, observed, policy)
         except Exception as exc:
-            result.rejected.append(Rejection(record, internal_error(MATCH, exc), MATCH))
+            rejected.append(Rejection(record, internal_error(MATCH, exc), MATCH))
             continue
         seen.add(identity)
-        result.passages.append(passage)
+        passages.append(passage)
     return result

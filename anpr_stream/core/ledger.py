@@ -98,9 +98,12 @@ class Ledger:
         (decided without the watermark's guarantee)."""
         upto: dict[int, datetime | None] = {tp[1]: None for tp in taken}
         late = 0
+        parts: dict[int, _Partition] = {}  # by partition number: one batch is of one topic
         for passage in passages:
             record, at = passage.record, passage.reading.observed_at
-            part = self._part(record.tp)
+            part = parts.get(record.partition)
+            if part is None:
+                part = parts[record.partition] = self._part((record.topic, record.partition))
             if part.latest is not None and at < part.latest:
                 late += 1
             else:

@@ -65,6 +65,10 @@ def _key(passage: Passage) -> tuple[str, datetime, str, str]:
     return (r.read_id, r.observed_at, r.camera_id, passage.plate_norm)
 
 
+def _passage_id(passage: Passage) -> str:
+    return passage.passage_id
+
+
 class PostgresSink:
     """Owns a connection pool; per batch the store stage opens `transaction()` and calls the writes in it."""
 
@@ -89,7 +93,13 @@ class PostgresSink:
         """Today's partition and the next `days_ahead`, and every day this batch needs (cached: free when known)."""
         today = now.astimezone(UTC).date()
         ahead = {today + timedelta(days=n) for n in range(self.days_ahead + 1)}
-        await self.ensure_partitions(ahead | {p.reading.observed_at.astimezone(UTC).date() for p in passages})
+        if not passages:
+            return await self.ensure_partitions(ahead)
+        # A batch nearly always lies within one UTC day: its earliest and latest read say so, without a date per read.
+        moments = [p.reading.observed_at for p in passages]
+        first, last = min(moments).astimezone(UTC).date(), max(moments).astimezone(UTC).date()
+        days = {first} if first == last else {m.astimezone(UTC).date() for m in moments}
+        await self.ensure_partitions(ahead | days)
 
     @contextlib.asynccontextmanager
     async def transaction(self, commit: bool = True) -> AsyncIterator[asyncpg.Connection]:
@@ -121,8 +131,9 @@ class PostgresSink:
         rest. No savepoint around the COPY: it cost two round trips on every batch for what replays alone need."""
         if not passages:
             return set()
-        # Sorted by key: two workers inserting copies of the same reads lock them in the same order (no deadlock).
-        ordered = sorted(passages, key=_key)
+        # Sorted: two workers inserting copies of the same reads lock them in the same order (no deadlock). The
+        # passage id is a digest of the primary key, so one order for every worker, and a plain string to compare.
+        ordered = sorted(passages, key=_passage_id)
         rows = [
             (
                 p.reading.read_id,
