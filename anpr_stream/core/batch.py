@@ -54,6 +54,13 @@ class BatchResult:
     expired: int = 0  # valid reads already past the retention horizon: not stored
     duplicates: int = 0  # copies of a read already in this batch (at-least-once delivery): stored and alerted once
 
+    def extend(self, other: BatchResult) -> None:
+        """Append the result of the records that followed this one's (a later slice of the batch, a later batch)."""
+        self.passages += other.passages
+        self.rejected += other.rejected
+        self.expired += other.expired
+        self.duplicates += other.duplicates
+
 
 def internal_error(stage: str, exc: BaseException) -> str:
     return f"internal error in stage {stage} ({type(exc).__name__}: {exc}); the read is kept here for a fix and replay"

@@ -97,10 +97,7 @@ def merged(items: list[Prepared]) -> Prepared:
     idle: set[TopicPartition] = set()
     upto: dict[int, datetime | None] = {}
     for item in items:
-        result.passages.extend(item.result.passages)
-        result.rejected.extend(item.result.rejected)
-        result.expired += item.result.expired
-        result.duplicates += item.result.duplicates
+        result.extend(item.result)
         hits.extend(item.hits)
         offsets.update(item.offsets)
         taken = {tp.partition for tp in item.offsets}
@@ -393,13 +390,9 @@ class ReadPipeline:
             if start:
                 await asyncio.sleep(0)
             clock = time.perf_counter()
-            part = classify(
-                records[start : start + SLICE_RECORDS], index, self.policy, self.cameras, horizon, now, seen
+            result.extend(
+                classify(records[start : start + SLICE_RECORDS], index, self.policy, self.cameras, horizon, now, seen)
             )
-            result.passages += part.passages
-            result.rejected += part.rejected
-            result.expired += part.expired
-            result.duplicates += part.duplicates
             spent += time.perf_counter() - clock
         clock = time.perf_counter()
         hits = hits_of(result.passages, lambda name: self.policy.for_list(name).dispatch)
